@@ -1,0 +1,1 @@
+"""relieve: drivers."""

@@ -1,0 +1,185 @@
+"""The injected clock: one notion of "now" for the session engine, drivers and simulators.
+
+Everything that measures therapy time takes a :class:`Clock` instead of calling
+``asyncio.sleep`` or ``time.monotonic`` directly, so the same code runs
+
+* in real time (:class:`MonotonicClock`),
+* faster than real time for demos and rehearsals (:class:`ScaledClock`, e.g. x60), and
+* in virtual time for tests (:class:`VirtualClock`: a 30-minute session in milliseconds).
+
+BLE and network time-outs are *not* therapy time and stay in real time.
+
+The clock lives in ``drivers`` because it is the lowest layer that the controller and the
+simulators both import (DESIGN.md: simulators use drivers' codecs; the controller uses drivers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Clock", "MonotonicClock", "ScaledClock", "VirtualClock"]
+
+# asyncio may run a timer up to the loop's clock resolution before its time; sleeping this much
+# longer (real seconds) makes "now() >= deadline" hold when sleep_until returns.
+WAKE_MARGIN_S = 1e-4
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Seconds on a monotonic time line, and sleeping until a point on it."""
+
+    def now(self) -> float:
+        """The current time in clock seconds (monotonic, arbitrary origin)."""
+        ...
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Return once ``now() >= deadline`` (at once when it already is)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep for ``seconds`` of clock time."""
+        ...
+
+    @property
+    def speed(self) -> float:
+        """Clock seconds per real second (1 for real time)."""
+        ...
+
+
+class MonotonicClock:
+    """Real time, from :func:`time.monotonic`."""
+
+    @property
+    def speed(self) -> float:
+        return 1.0
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    async def sleep_until(self, deadline: float) -> None:
+        remaining = deadline - self.now()
+        await asyncio.sleep(remaining + WAKE_MARGIN_S if remaining > 0 else 0)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.sleep_until(self.now() + seconds)
+
+
+class ScaledClock:
+    """Real time sped up by ``speed`` (x60 runs a 30-minute session in 30 seconds)."""
+
+    def __init__(self, speed: float) -> None:
+        if not speed > 0:
+            raise ValueError(f"clock speed must be positive, not {speed}")
+        self._speed = float(speed)
+        self._origin = time.monotonic()
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def now(self) -> float:
+        return (time.monotonic() - self._origin) * self._speed
+
+    async def sleep_until(self, deadline: float) -> None:
+        remaining = deadline - self.now()
+        if remaining > 0:
+            # the event loop may fire a timer up to its clock resolution early: add a margin
+            await asyncio.sleep(remaining / self._speed + WAKE_MARGIN_S)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.sleep_until(self.now() + seconds)
+
+
+# How many event-loop turns the virtual clock lets pass before it believes that every task
+# has either finished or gone to sleep on the clock. In-process work (bumble's LocalLink,
+# queues, futures) completes in a few turns per hop; 20 turns covers a GATT round trip.
+SETTLE_TURNS = 20
+
+
+class VirtualClock:
+    """Virtual time for tests: time moves only when the test (or :meth:`run`) moves it.
+
+    ``await clock.advance(1800)`` wakes every sleeper in deadline order, letting the event loop
+    settle after each wake-up, so a 30-minute session runs in well under a second and timers
+    fire in exactly the order they would in real time.
+    """
+
+    def __init__(self, start: float = 0.0, *, settle_turns: int = SETTLE_TURNS) -> None:
+        self._now = float(start)
+        self._settle_turns = settle_turns
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    @property
+    def speed(self) -> float:
+        return float("inf")
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep_until(self, deadline: float) -> None:
+        if deadline <= self._now:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (deadline, next(self._seq), fut))
+        await fut
+
+    async def sleep(self, seconds: float) -> None:
+        await self.sleep_until(self._now + seconds)
+
+    def next_deadline(self) -> float | None:
+        """The earliest pending deadline, or None when nobody sleeps on this clock."""
+        self._drop_cancelled()
+        return self._sleepers[0][0] if self._sleepers else None
+
+    async def settle(self) -> None:
+        """Let every task that can run without time passing run."""
+        for _ in range(self._settle_turns):
+            await asyncio.sleep(0)
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, waking sleepers in order."""
+        if seconds < 0:
+            raise ValueError("virtual time cannot go backwards")
+        await self.advance_to(self._now + seconds)
+
+    async def advance_to(self, target: float) -> None:
+        """Move time forward to ``target``, waking sleepers in deadline order."""
+        await self.settle()
+        while (deadline := self.next_deadline()) is not None and deadline <= target:
+            self._now = max(self._now, deadline)
+            self._wake_due()
+            await self.settle()
+        self._now = max(self._now, target)
+
+    async def run(self, awaitable: asyncio.Future[object] | asyncio.Task[object]) -> None:
+        """Advance time as far as needed until ``awaitable`` is done.
+
+        When nothing sleeps on the clock and the task is not done, it waits on something
+        outside virtual time (a socket, a real time-out): give it a little real time.
+        """
+        while not awaitable.done():
+            await self.settle()
+            if awaitable.done():
+                break
+            deadline = self.next_deadline()
+            if deadline is None:
+                await asyncio.sleep(0.001)
+                continue
+            self._now = max(self._now, deadline)
+            self._wake_due()
+
+    def _wake_due(self) -> None:
+        while self._sleepers and self._sleepers[0][0] <= self._now:
+            _, _, fut = heapq.heappop(self._sleepers)
+            if not fut.done():
+                fut.set_result(None)
+
+    def _drop_cancelled(self) -> None:
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)

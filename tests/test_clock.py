@@ -1,0 +1,74 @@
+"""The injected clock: virtual time wakes sleepers in order; scaled time runs faster."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from drivers.clock import Clock, MonotonicClock, ScaledClock, VirtualClock
+
+
+async def test_virtual_clock_wakes_sleepers_in_deadline_order() -> None:
+    clock = VirtualClock()
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, until: float) -> None:
+        await clock.sleep_until(until)
+        woke.append((name, clock.now()))
+
+    tasks = [asyncio.create_task(sleeper(n, t)) for n, t in (("b", 20), ("a", 10), ("c", 30))]
+    await clock.advance(25)
+    assert woke == [("a", 10), ("b", 20)]
+    assert clock.now() == 25
+    await clock.advance(5)
+    assert woke[-1] == ("c", 30)
+    await asyncio.gather(*tasks)
+
+
+async def test_absolute_deadlines_do_not_drift() -> None:
+    clock = VirtualClock()
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        start = clock.now()
+        for n in range(1, 1801):
+            await clock.sleep_until(start + n)
+            ticks.append(clock.now())
+
+    task = asyncio.create_task(ticker())
+    started = time.perf_counter()
+    await clock.run(task)
+    assert ticks[-1] == 1800
+    assert len(ticks) == 1800
+    assert time.perf_counter() - started < 1.0
+
+
+async def test_run_gives_real_time_to_work_outside_the_clock() -> None:
+    clock = VirtualClock()
+
+    async def mixed() -> float:
+        await asyncio.sleep(0.01)  # e.g. a socket round trip
+        await clock.sleep(60)
+        return clock.now()
+
+    task = asyncio.create_task(mixed())
+    await clock.run(task)
+    assert task.result() == 60
+
+
+async def test_scaled_clock_runs_faster_than_real_time() -> None:
+    clock = ScaledClock(100)
+    start_real = time.perf_counter()
+    start = clock.now()
+    await clock.sleep(5)  # 5 clock seconds = 50 ms
+    assert clock.now() - start >= 5
+    assert time.perf_counter() - start_real < 0.5
+    with pytest.raises(ValueError, match="positive"):
+        ScaledClock(0)
+
+
+def test_all_clocks_satisfy_the_protocol() -> None:
+    for clock in (MonotonicClock(), ScaledClock(2), VirtualClock()):
+        assert isinstance(clock, Clock)

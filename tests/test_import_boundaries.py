@@ -1,0 +1,66 @@
+"""The layers of DESIGN.md, enforced: who may import textual, bleak and bumble."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("controller", "drivers", "profiles", "tui", "simulators")
+
+# (package, heavy dependency) pairs that must never be imported
+FORBIDDEN = {
+    "controller": ("textual", "bumble", "bleak"),
+    "drivers": ("textual", "bumble"),
+    "profiles": ("textual", "bumble", "bleak", "asyncio"),
+    "simulators": ("textual",),
+    "tui": ("bumble",),
+}
+
+
+def modules_of(package: str) -> list[str]:
+    found = pkgutil.walk_packages([str(ROOT / package)], prefix=f"{package}.")
+    return [package, *(info.name for info in found)]
+
+
+def imported_roots(module: str) -> set[str]:
+    code = (
+        "import importlib, json, sys; "
+        f"importlib.import_module({module!r}); "
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    return set(json.loads(result.stdout))
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_layers_do_not_import_what_they_must_not(package: str) -> None:
+    for module in modules_of(package):
+        roots = imported_roots(module)
+        bad = sorted(set(FORBIDDEN[package]) & roots)
+        if package == "controller" and module in ALLOWED_SIMULATOR_ENTRY:
+            continue
+        assert not bad, f"{module} imports {bad}"
+
+
+# The controller reaches simulators (and through them bumble) only to select the simulated
+# backend at start-up (DESIGN.md); these modules are that seam.
+ALLOWED_SIMULATOR_ENTRY: set[str] = set()
+
+
+def test_profiles_is_pure() -> None:
+    roots = imported_roots("profiles.compiler")
+    assert not roots & {"asyncio", "sqlite3", "bleak", "bumble", "textual"}
+
+
+def test_package_init_is_light() -> None:
+    for package in PACKAGES:
+        roots = imported_roots(package)
+        assert not roots & {"bleak", "bumble", "textual", "pydantic"}, package
