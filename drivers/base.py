@@ -117,6 +117,7 @@ class ThermalCaps:
     levels: tuple[float, ...] = ()  # °C of levels 1..n for a level-only pad (empty otherwise)
     max_lease_s: float | None = None  # lease pads; None for host-timed ones
     has_plate_sensor: bool = True
+    timer_s: float | None = None  # host-timed: the device's own off-timer backstop, when set
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class PercussionCaps:
     levels: tuple[int, ...] = ()  # rpm of levels 1..n, when the gun has named levels
     max_lease_s: float | None = None
     run_cap_s: float | None = None  # the device's own run-time cap, when it has one
+    timer_s: float | None = None  # host-timed: the device's own off-timer backstop, when set
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,455 @@
+"""The session runner: executes a plan on bound devices, with a safety supervisor beside it.
+
+Deadlines are absolute (time zero + offset) on the injected Clock, so nothing drifts. Every way
+out -- done, stop, alarm, error, cancellation, signal -- ends in :meth:`SessionRunner._all_off`,
+shielded from cancellation and bounded to :data:`OFF_TIMEOUT_S`, and records the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
+
+from controller.bindings import SessionDevices
+from controller.events import (
+    Event,
+    Finished,
+    Notice,
+    Outcome,
+    PhaseChanged,
+    Prompt,
+    SessionStarted,
+    StateChanged,
+)
+from controller.schedule import Action, build_schedule
+from controller.supervisor import Supervisor, Trouble
+from drivers.base import DeviceError, Percussion, ThermalOutput
+from drivers.clock import Clock
+from profiles.limits import HARD, Limits
+from profiles.plan import Phase, Plan, Step
+
+_T = TypeVar("_T")
+
+__all__ = ["OFF_TIMEOUT_S", "PRECONDITION_TOLERANCE_C", "Recorder", "SessionRunner"]
+
+_LOGGER = logging.getLogger(__name__)
+
+OFF_TIMEOUT_S = 1.0  # every device OFF within this (real seconds) on every exit path
+PRECONDITION_TOLERANCE_C = 1.0  # pre-heat / pre-cool ends when the plate is this close
+PRECONDITION_POLL_S = 1.0  # how often pre-conditioning looks at the plate (clock seconds)
+HEARTBEAT_S = 2.0  # ledger heartbeat (clock seconds)
+
+
+class Recorder(Protocol):
+    """What the runner tells the exposure ledger (controller.ledger implements it)."""
+
+    def heartbeat(self, at: datetime) -> None: ...
+
+    def phase_started(
+        self,
+        mode: str,
+        area: str | None,
+        at: datetime,
+        *,
+        celsius: float | None = None,
+        rpm: int | None = None,
+        worst_case_s: float = 0.0,
+    ) -> object: ...
+
+    def phase_ended(self, at: datetime) -> None: ...
+
+    def alarm(self, limit: str | None, priority: str, message: str, at: datetime) -> None: ...
+
+    def finish(self, outcome: str, at: datetime) -> None: ...
+
+
+AskResume = Callable[[str], Awaitable[bool]]
+
+
+class _AbortError(Exception):
+    """Raised inside the timeline to end the session with an outcome."""
+
+    def __init__(self, outcome: Outcome, reason: str) -> None:
+        self.outcome = outcome
+        self.reason = reason
+        super().__init__(reason)
+
+
+class SessionRunner:
+    """Runs one compiled plan. Create, then ``await run()``; control with pause/resume/stop."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        devices: SessionDevices,
+        clock: Clock,
+        *,
+        emit: Callable[[Event], None],
+        recorder: Recorder | None = None,
+        ask_resume: AskResume | None = None,
+        limits: Limits = HARD,
+        simulated: bool = False,
+    ) -> None:
+        self.plan = plan
+        self.devices = devices
+        self.clock = clock
+        self._emit_cb = emit
+        self._recorder = recorder
+        self.ask_resume = ask_resume  # None: unattended (a long link loss aborts)
+        self._simulated = simulated
+        self._t0: float | None = None  # clock time of therapy zero (shifted by pauses)
+        self._origin = clock.now()
+        self._wall_origin = datetime.now(UTC)
+        self._paused_at: float | None = None
+        self._pause_changed = asyncio.Event()
+        self._active: dict[int, Step] = {}  # id(device) -> the step it is running
+        self._phase: Phase | None = None
+        self._delivered_s = 0.0
+        self._phase_started_at: float | None = None
+        self._task: asyncio.Task[object] | None = None
+        self._finish: _AbortError | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.supervisor = Supervisor(self, limits)
+
+    # --- control -----------------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def session_time(self) -> float:
+        """Seconds from therapy zero (negative while pre-conditioning)."""
+        if self._t0 is None:
+            return self.clock.now() - self._origin - self.plan.preroll_s
+        now = self._paused_at if self._paused_at is not None else self.clock.now()
+        return now - self._t0
+
+    def stop(self, reason: str = "stopped by you") -> None:
+        self._end("stopped", reason)
+
+    def emergency_stop(self) -> None:
+        self._end("stopped", "emergency stop")
+
+    def abort(self, reason: str) -> None:
+        self._end("aborted", reason)
+
+    def pause(self, reason: str = "paused by you") -> None:
+        if self._paused_at is None and self._t0 is not None:
+            self._paused_at = self.clock.now()
+            self._pause_changed.set()
+            self._emit(StateChanged(self.session_time(), "paused", reason))
+            self._spawn(self._outputs_off_for_pause())
+
+    def resume(self) -> None:
+        if self._paused_at is not None and self._t0 is not None:
+            self._t0 += self.clock.now() - self._paused_at
+            self._paused_at = None
+            self._pause_changed.set()
+            self._emit(StateChanged(self.session_time(), "resumed"))
+            self._spawn(self._reapply_active())
+
+    def _end(self, outcome: Outcome, reason: str) -> None:
+        if self._finish is None:
+            self._finish = _AbortError(outcome, reason)
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    # --- the session -------------------------------------------------------------------------
+
+    async def run(self) -> Finished:
+        """Run to the end; returns (and emits) the :class:`Finished` event. Devices end OFF."""
+        self._emit(
+            SessionStarted(
+                -self.plan.preroll_s,
+                self.plan.name,
+                self.plan.title,
+                self.plan.total_s,
+                self.devices.describe(),
+                self._simulated,
+                self.clock.speed,
+            )
+        )
+        self._task = asyncio.current_task()
+        outcome: Outcome = "completed"
+        reason: str | None = None
+        cancelled = False
+        try:
+            self.supervisor.start()
+            self._spawn(self._heartbeat())
+            await self._precondition()
+            await self._timeline()
+        except asyncio.CancelledError:
+            if self._finish is None:
+                cancelled = True
+                self._finish = _AbortError("stopped", "cancelled")
+        except _AbortError as abort:
+            self._finish = self._finish or abort
+        except DeviceError as exc:
+            self.supervisor.raise_alarm(Trouble("high", "command-failed", str(exc)))
+            self._finish = self._finish or _AbortError("aborted", str(exc))
+        finally:
+            devices_off = await self._shielded_off()
+            self.supervisor.stop()
+            for task in list(self._tasks):
+                task.cancel()
+            if self._finish is not None:
+                outcome, reason = self._finish.outcome, self._finish.reason
+            finished = Finished(
+                self.session_time(),
+                outcome,
+                reason,
+                round(self._delivered_s, 3),
+                devices_off,
+            )
+            self._close_phase()
+            if self._recorder is not None:
+                self._recorder.finish(outcome, self._wall(self.clock.now()))
+            self._emit(finished)
+        if cancelled:
+            raise asyncio.CancelledError
+        return finished
+
+    async def _precondition(self) -> None:
+        """Pre-heat / pre-cool before time zero, until within 1 °C or the plan's pre-roll."""
+        steps = [s for s in self.plan.steps if s.start_s < 0 and s.role != "user"]
+        if steps:
+            self._emit(StateChanged(self.session_time(), "preconditioning"))
+            for step in steps:
+                self._emit(
+                    PhaseChanged(
+                        self.session_time(),
+                        "preheat" if step.action == "preheat" else "precool",
+                        celsius=step.celsius,
+                    )
+                )
+                await self._apply(step)
+            deadline = self.clock.now() + self.plan.preroll_s
+            while self.clock.now() < deadline and not self._targets_reached(steps):
+                await self.clock.sleep_until(min(deadline, self.clock.now() + PRECONDITION_POLL_S))
+        for action in build_schedule(self.plan):
+            if action.at <= 0 and action.kind == "prompt":
+                self._emit(Prompt(self.session_time(), action.text, action.due))
+        self._t0 = self.clock.now()
+        self._emit(StateChanged(0.0, "running"))
+
+    def _targets_reached(self, steps: list[Step]) -> bool:
+        for step in steps:
+            device = self.devices.for_role(step.role)
+            if not isinstance(device, ThermalOutput) or step.celsius is None:
+                continue
+            plate = device.state.plate_celsius
+            if plate is None:
+                return False  # no sensor: wait the whole pre-roll
+            if abs(plate - step.celsius) > PRECONDITION_TOLERANCE_C:
+                return False
+        return True
+
+    async def _timeline(self) -> None:
+        for action in build_schedule(self.plan):
+            if action.kind == "prompt" and action.at <= 0:
+                continue  # shown during pre-conditioning
+            await self._wait_until(action.at)
+            await self._do(action)
+
+    async def _wait_until(self, offset: float) -> None:
+        """Sleep until ``offset`` seconds of therapy time, holding while paused."""
+        while True:
+            if self._paused_at is not None:
+                self._pause_changed.clear()
+                await self._pause_changed.wait()
+                continue
+            deadline = _need(self._t0, "time zero") + offset
+            if self.clock.now() >= deadline:
+                return
+            self._pause_changed.clear()
+            sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
+            changed = asyncio.ensure_future(self._pause_changed.wait())
+            try:
+                await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                changed.cancel()
+            if self._paused_at is None and self.clock.now() >= deadline:
+                return
+
+    async def _do(self, action: Action) -> None:
+        t = action.at
+        match action.kind:
+            case "phase":
+                self._close_phase()
+                self._open_phase(action)
+            case "prompt":
+                self._emit(Prompt(t, action.text, action.due))
+            case "notice":
+                self._emit(Notice(t, action.text))
+            case "start":
+                await self._apply(_need(action.step, "step"))
+            case "end":
+                await self._release(_need(action.step, "step"))
+
+    def _open_phase(self, action: Action) -> None:
+        phase = action.phase
+        count = len(self.plan.phases)
+        if phase is None:
+            self._phase = None
+            self._emit(PhaseChanged(action.at, "off", index=count, count=count))
+            return
+        self._phase = phase
+        self._phase_started_at = self.clock.now()
+        self._emit(
+            PhaseChanged(
+                action.at,
+                phase.mode,
+                duration_s=phase.duration_s,
+                celsius=phase.celsius,
+                rpm=phase.rpm,
+                area=phase.area,
+                label=phase.label or None,
+                index=action.phase_index,
+                count=count,
+            )
+        )
+        if self._recorder is not None and phase.mode != "off":
+            device = self._device_for_mode(phase.mode)
+            worst = SessionDevices.worst_case_s(device) if device is not None else 0.0
+            self._recorder.phase_started(
+                phase.mode,
+                phase.area,
+                self._wall(self.clock.now()),
+                celsius=phase.celsius,
+                rpm=phase.rpm,
+                worst_case_s=worst,
+            )
+
+    def _close_phase(self) -> None:
+        if self._phase is None or self._phase_started_at is None:
+            return
+        if self._phase.mode != "off":
+            self._delivered_s += max(0.0, self.clock.now() - self._phase_started_at)
+            if self._recorder is not None:
+                self._recorder.phase_ended(self._wall(self.clock.now()))
+        self._phase = None
+        self._phase_started_at = None
+
+    def _device_for_mode(self, mode: str) -> ThermalOutput | Percussion | None:
+        role = {"heat": "heat", "cold": "cold", "massage": "gun"}.get(mode)
+        return self.devices.for_role(role) if role else None
+
+    # --- devices -------------------------------------------------------------------------------
+
+    async def _apply(self, step: Step) -> None:
+        device = self.devices.for_role(step.role)
+        if device is None or step.manual:
+            return
+        self._active[id(device)] = step
+        if self._paused_at is not None:
+            return  # applied on resume
+        await self._command(device, step)
+
+    async def _command(self, device: ThermalOutput | Percussion, step: Step) -> None:
+        if isinstance(device, Percussion):
+            await device.run(_need(step.rpm, "rpm"))
+        elif step.action in ("heat", "preheat"):
+            await device.heat(_need(step.celsius, "celsius"))
+        else:
+            await device.cool(_need(step.celsius, "celsius"))
+        self.supervisor.expect(step.role, step)
+
+    async def _release(self, step: Step) -> None:
+        device = self.devices.for_role(step.role)
+        if device is None or step.manual:
+            return
+        if self._active.get(id(device)) is step:
+            del self._active[id(device)]
+        self.supervisor.expect(step.role, None)
+        await _off(device)
+
+    async def _outputs_off_for_pause(self) -> None:
+        for device in self.devices.outputs():
+            await _off(device)
+
+    async def _reapply_active(self) -> None:
+        for device in self.devices.outputs():
+            step = self._active.get(id(device))
+            if step is not None:
+                try:
+                    await self._command(device, step)
+                except DeviceError as exc:
+                    self.abort(str(exc))
+
+    async def reapply(self, device: ThermalOutput | Percussion) -> None:
+        """After a link came back within the grace time: continue the device's current step."""
+        step = self._active.get(id(device))
+        if step is not None and self._paused_at is None:
+            await self._command(device, step)
+
+    async def _shielded_off(self) -> bool:
+        task = asyncio.ensure_future(self._all_off())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            return await task
+
+    async def _all_off(self) -> bool:
+        outputs = self.devices.outputs()
+        results = await asyncio.gather(
+            *(asyncio.wait_for(_off(device), OFF_TIMEOUT_S) for device in outputs),
+            return_exceptions=True,
+        )
+        ok = True
+        for device, result in zip(outputs, results, strict=True):
+            if isinstance(result, BaseException):
+                ok = False
+                _LOGGER.error("could not confirm %s OFF: %s", device.info.name, result)
+        return ok
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        if self._recorder is None:
+            return
+        while True:
+            self._recorder.heartbeat(self._wall(self.clock.now()))
+            await self.clock.sleep(HEARTBEAT_S)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _wall(self, clock_t: float) -> datetime:
+        """The ledger's time for a clock reading (session time maps to wall time 1:1 in
+        seconds, so a rehearsal at x60 records the minutes a real session would)."""
+        return self._wall_origin + timedelta(seconds=clock_t - self._origin)
+
+    def _emit(self, event: Event) -> None:
+        try:
+            self._emit_cb(event)
+        except Exception:
+            # a front end's failure must never stop the session's safety logic
+            _LOGGER.exception("an event listener failed on %s", event.type)
+
+    def emit(self, event: Event) -> None:
+        """For the supervisor: publish an event on the session's stream."""
+        self._emit(event)
+
+    def record_alarm(self, limit: str | None, priority: str, message: str) -> None:
+        if self._recorder is not None:
+            self._recorder.alarm(limit, priority, message, self._wall(self.clock.now()))
+
+
+async def _off(device: ThermalOutput | Percussion) -> None:
+    if isinstance(device, ThermalOutput):
+        await device.off()
+    else:
+        await device.stop()
+
+
+def _need(value: _T | None, what: str) -> _T:
+    """A value the plan guarantees; its absence is a bug in relieve, not the user's doing."""
+    if value is None:
+        raise RuntimeError(f"relieve bug: the plan step has no {what}")
+    return value

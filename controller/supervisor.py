@@ -1,0 +1,358 @@
+"""The safety supervisor: beside the runner, watching every device; it can end anything.
+
+High-priority alarms (S4) end the session at once with every output OFF: over-temperature
+(plate above setpoint + 3 °C while heating, below setpoint - 3 °C while cooling, a skin probe
+beyond H1 / below C3), a missing or implausible temperature, a device fault (stuck output,
+sensor fault, lease expired while we keep it on), a command not acknowledged after retries.
+
+Medium alarms: a lost link or telemetry that stalls for more than 5 s. The session pauses;
+a link back within 10 s resumes the remaining phase time (the driver has read the state and sent
+OFF first); longer, the person is asked (unattended sessions abort).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from controller.events import Alarm, StateChanged, Telemetry
+from drivers.base import (
+    Percussion,
+    PercussionState,
+    ProbeReading,
+    TemperatureProbe,
+    ThermalOutput,
+    ThermalState,
+)
+from profiles.limits import Limits
+from profiles.plan import Step
+
+if TYPE_CHECKING:
+    from controller.runner import SessionRunner
+
+__all__ = ["OVER_TEMPERATURE_MARGIN_C", "TELEMETRY_STALL_S", "Supervisor", "Trouble"]
+
+_LOGGER = logging.getLogger(__name__)
+
+OVER_TEMPERATURE_MARGIN_C = 3.0  # S4: plate beyond setpoint by this much -> high alarm
+TELEMETRY_STALL_S = 5.0  # S2 watchdog: no telemetry for this long while on -> medium alarm
+LINK_GRACE_S = 10.0  # S2: a link back within this resumes; longer pauses and asks
+CHECK_INTERVAL_S = 1.0  # the watchdog looks this often (clock seconds)
+_HIGH_FAULTS = {
+    "over-temperature": "the device reports over-temperature",
+    "sensor-fault": "the device reports a temperature sensor fault",
+    "stuck-output": "the output stays on after it was told to turn off",
+}
+
+
+@dataclass(frozen=True)
+class Trouble:
+    priority: Literal["high", "medium"]
+    reason: str
+    message: str
+    role: str | None = None
+    limit_id: str | None = None
+
+
+class Supervisor:
+    def __init__(self, runner: SessionRunner, limits: Limits) -> None:
+        self._runner = runner
+        self._limits = limits
+        self._expected: dict[str, Step | None] = {}
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._watchdog: asyncio.Task[None] | None = None
+        self._lost_since: dict[str, float] = {}  # role -> clock time the link went
+        self._asking = False
+        self._ended = False
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        devices = self._runner.devices
+        seen: set[int] = set()
+        for role in ("heat", "cold", "gun"):
+            device = devices.for_role(role)
+            if device is None or id(device) in seen:
+                continue
+            seen.add(id(device))
+            if isinstance(device, ThermalOutput):
+                self._unsubscribe.append(device.register_callback(self._thermal_cb(device)))
+            else:
+                self._unsubscribe.append(device.register_callback(self._gun_cb(device)))
+        if devices.probe is not None:
+            self._unsubscribe.append(devices.probe.register_callback(self._on_probe))
+        self._watchdog = asyncio.ensure_future(self._watch())
+
+    def stop(self) -> None:
+        self._ended = True
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+
+    def expect(self, role: str, step: Step | None) -> None:
+        """What ``role`` should be doing now (None: off)."""
+        self._expected[role] = step
+        if step is not None and step.role in ("heat", "cold"):
+            # a combined pad switching modes: the other role is no longer active
+            other = "cold" if step.role == "heat" else "heat"
+            if self._runner.devices.for_role(other) is self._runner.devices.for_role(step.role):
+                self._expected[other] = None
+
+    # --- alarms --------------------------------------------------------------------------------
+
+    def raise_alarm(self, trouble: Trouble) -> None:
+        if self._ended:
+            return
+        runner = self._runner
+        runner.emit(
+            Alarm(
+                runner.session_time(),
+                trouble.priority,
+                trouble.reason,
+                trouble.message,
+                trouble.role,
+                trouble.limit_id,
+            )
+        )
+        runner.record_alarm(trouble.limit_id or trouble.reason, trouble.priority, trouble.message)
+        _LOGGER.warning("%s alarm: %s", trouble.priority, trouble.message)
+        if trouble.priority == "high":
+            self._ended = True
+            runner.abort(trouble.message)
+
+    # --- device callbacks ---------------------------------------------------------------------
+
+    def _roles_of(self, device: object) -> list[str]:
+        devices = self._runner.devices
+        return [r for r in ("heat", "cold", "gun") if devices.for_role(r) is device]
+
+    def _active_step(self, device: object) -> Step | None:
+        for role in self._roles_of(device):
+            step = self._expected.get(role)
+            if step is not None:
+                return step
+        return None
+
+    def _thermal_cb(self, device: ThermalOutput) -> Callable[[ThermalState], None]:
+        def on_state(state: ThermalState) -> None:
+            roles = self._roles_of(device)
+            step = self._active_step(device)
+            role = step.role if step else roles[0]
+            self._runner.emit(
+                Telemetry(
+                    self._runner.session_time(),
+                    role,
+                    plate_celsius=state.plate_celsius,
+                    setpoint_celsius=state.setpoint_celsius,
+                    battery=state.battery,
+                )
+            )
+            self._link(role, device, state.connected)
+            if not state.connected:
+                return
+            for fault, text in _HIGH_FAULTS.items():
+                if fault in state.faults:
+                    self.raise_alarm(Trouble("high", fault, f"{device.info.name}: {text}.", role))
+                    return
+            if step is None or self._runner.paused:
+                return
+            if "lease-expired" in state.faults and not state.on:
+                self.raise_alarm(
+                    Trouble(
+                        "high",
+                        "lease-expired",
+                        f"{device.info.name} turned itself off: its lease expired, so "
+                        "relieve lost control of it.",
+                        role,
+                        "H4",
+                    )
+                )
+                return
+            self._check_plate(device, step, state)
+
+        return on_state
+
+    def _check_plate(self, device: ThermalOutput, step: Step, state: ThermalState) -> None:
+        plate, target = state.plate_celsius, step.celsius
+        if plate is None or target is None:
+            return
+        margin = OVER_TEMPERATURE_MARGIN_C
+        if step.action in ("heat", "preheat") and plate > target + margin:
+            self.raise_alarm(
+                Trouble(
+                    "high",
+                    "over-temperature",
+                    f"{device.info.name} is at {plate:.1f} °C, more than {margin:g} °C above "
+                    f"its {target:g} °C setpoint.",
+                    step.role,
+                    "S4",
+                )
+            )
+        elif step.action in ("cold", "precool") and plate < target - margin:
+            self.raise_alarm(
+                Trouble(
+                    "high",
+                    "over-cooling",
+                    f"{device.info.name} is at {plate:.1f} °C, more than {margin:g} °C below "
+                    f"its {target:g} °C setpoint.",
+                    step.role,
+                    "C4",
+                )
+            )
+
+    def _gun_cb(self, device: Percussion) -> Callable[[PercussionState], None]:
+        def on_state(state: PercussionState) -> None:
+            self._runner.emit(
+                Telemetry(
+                    self._runner.session_time(),
+                    "gun",
+                    rpm=state.measured_rpm,
+                    battery=state.battery,
+                )
+            )
+            self._link("gun", device, state.connected)
+            if state.connected and "stuck-output" in state.faults:
+                self.raise_alarm(
+                    Trouble("high", "stuck-output", f"{device.info.name} does not stop.", "gun")
+                )
+
+        return on_state
+
+    def _on_probe(self, reading: ProbeReading) -> None:
+        runner = self._runner
+        runner.emit(Telemetry(runner.session_time(), "probe", skin_celsius=reading.celsius))
+        active = [s for s in self._expected.values() if s is not None and s.role != "gun"]
+        if not active or runner.paused:
+            return
+        if reading.celsius is None:
+            self.raise_alarm(
+                Trouble(
+                    "high",
+                    "missing-temperature",
+                    "The skin probe reports no valid temperature.",
+                    "probe",
+                    "S4",
+                )
+            )
+            return
+        for step in active:
+            if step.action == "heat":
+                ceiling = self._limits.heat_max_for(step.duration_s)
+                if reading.celsius > ceiling:
+                    self.raise_alarm(
+                        Trouble(
+                            "high",
+                            "skin-too-hot",
+                            f"The skin is at {reading.celsius:.1f} °C, above the "
+                            f"{ceiling:g} °C limit.",
+                            "probe",
+                            "H1",
+                        )
+                    )
+                    return
+            if step.action == "cold":
+                floor = self._limits.cold_skin_min_celsius
+                if reading.celsius < floor:
+                    self.raise_alarm(
+                        Trouble(
+                            "high",
+                            "skin-too-cold",
+                            f"The skin is at {reading.celsius:.1f} °C, below the "
+                            f"{floor:g} °C floor.",
+                            "probe",
+                            "C3",
+                        )
+                    )
+                    return
+
+    # --- links and the watchdog -----------------------------------------------------------------
+
+    def _link(self, role: str, device: ThermalOutput | Percussion, connected: bool) -> None:
+        runner = self._runner
+        lost = role in self._lost_since
+        if not connected and not lost:
+            self._lost_since[role] = runner.clock.now()
+            self.raise_alarm(
+                Trouble("medium", "link-lost", f"Lost the link to {device.info.name}.", role, "S2")
+            )
+            runner.emit(StateChanged(runner.session_time(), "link-lost", device.info.name))
+            runner.pause(f"link to {device.info.name} lost")
+        elif connected and lost:
+            since = self._lost_since.pop(role)
+            away = runner.clock.now() - since
+            runner.emit(StateChanged(runner.session_time(), "link-restored", device.info.name))
+            if away <= LINK_GRACE_S and not self._lost_since and not self._asking:
+                runner.resume()
+
+    async def _watch(self) -> None:
+        runner = self._runner
+        while not self._ended:
+            await runner.clock.sleep(CHECK_INTERVAL_S)
+            now = runner.clock.now()
+            for role, since in list(self._lost_since.items()):
+                if now - since > LINK_GRACE_S and not self._asking:
+                    await self._long_loss(role)
+            if runner.paused:
+                continue
+            for role in ("heat", "cold", "gun"):
+                device = runner.devices.for_role(role)
+                step = self._expected.get(role)
+                if device is None or step is None or not device.state.connected:
+                    continue
+                stale = now - device.state.updated_at
+                if stale > TELEMETRY_STALL_S and role not in self._lost_since:
+                    self._lost_since[role] = now
+                    self.raise_alarm(
+                        Trouble(
+                            "medium",
+                            "telemetry-stalled",
+                            f"No telemetry from {device.info.name} for {stale:.0f} s.",
+                            role,
+                            "S2",
+                        )
+                    )
+                    runner.pause(f"telemetry from {device.info.name} stalled")
+            probe = runner.devices.probe
+            if probe is not None and any(
+                s is not None and s.role in ("heat", "cold") for s in self._expected.values()
+            ):
+                self._check_probe_fresh(probe, now)
+
+    def _check_probe_fresh(self, probe: TemperatureProbe, now: float) -> None:
+        reading = probe.reading
+        if reading is None or now - reading.at > TELEMETRY_STALL_S:
+            self.raise_alarm(
+                Trouble(
+                    "high",
+                    "missing-temperature",
+                    f"No skin temperature from {probe.info.name} for more than "
+                    f"{TELEMETRY_STALL_S:g} s.",
+                    "probe",
+                    "S4",
+                )
+            )
+
+    async def _long_loss(self, role: str) -> None:
+        runner = self._runner
+        device = runner.devices.for_role(role)
+        name = device.info.name if device is not None else role
+        message = f"The link to {name} was lost for more than {LINK_GRACE_S:g} s."
+        ask = runner.ask_resume
+        if ask is None:
+            self.raise_alarm(Trouble("high", "link-lost", message + " Session ended.", role, "S2"))
+            return
+        self._asking = True
+        try:
+            again = await ask(message + " Resume when it is back?")
+        finally:
+            self._asking = False
+        if again and device is not None and device.state.connected:
+            self._lost_since.pop(role, None)
+            runner.resume()
+        else:
+            runner.stop(message)
