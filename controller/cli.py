@@ -7,7 +7,9 @@ Only argparse is imported at start-up; every command imports what it needs when 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,6 +48,49 @@ def _demo(args: argparse.Namespace) -> int:
     return profiles_cmd.demo(args)
 
 
+def _history(args: argparse.Namespace) -> int:
+    from controller import history_cmd
+
+    return history_cmd.history(args)
+
+
+def _injury_add(args: argparse.Namespace) -> int:
+    from controller import history_cmd
+
+    return history_cmd.injury_add(args)
+
+
+def _add_history_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    history = commands.add_parser(
+        "history", help="past sessions and today's minutes of heat, cold and massage per area"
+    )
+    history.add_argument("--today", action="store_true", help="only today's sessions")
+    output = history.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print a JSON list of sessions")
+    output.add_argument("--csv", action="store_true", help="print CSV: a header, one row a session")
+    history.add_argument(
+        "--simulated", action="store_true", help="the history of simulated devices"
+    )
+    history.set_defaults(handler=_history)
+
+    injury = commands.add_parser(
+        "injury", help="record an injury: no heat or contrast on that area for 48 hours (H6)"
+    )
+    sub = injury.add_subparsers(dest="injury_command", metavar="ACTION")
+    add = sub.add_parser("add", help="record an injury on a body area")
+    add.add_argument("--area", required=True, help="the body area, e.g. lower-back")
+    add.add_argument(
+        "--at",
+        metavar="TIME",
+        help="when it happened: HH:MM today, or an ISO-8601 date and time (default: now)",
+    )
+    add.add_argument(
+        "--simulated", action="store_true", help="record it in the simulated devices' history"
+    )
+    add.set_defaults(handler=_injury_add)
+    injury.set_defaults(handler=None, subparser=injury)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relieve",
@@ -60,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="configuration directory (user profiles in DIR/profiles); "
         "default: your user config directory, or $RELIEVE_CONFIG_DIR",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the session history is kept; "
+        "default: your user data directory, or $RELIEVE_DATA_DIR",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -113,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
     validate.set_defaults(handler=_profiles_validate)
     profiles.set_defaults(handler=None, subparser=profiles)
+    _add_history_commands(commands)
     return parser
 
 
@@ -138,6 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("relieve: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (`relieve history --json | head`): not an error of ours
+        with contextlib.suppress(OSError):
+            # point stdout at /dev/null so the interpreter's flush at exit does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -314,7 +314,8 @@ class SessionRunner:
         )
         if self._recorder is not None and phase.mode != "off":
             device = self._device_for_mode(phase.mode)
-            worst = SessionDevices.worst_case_s(device) if device is not None else 0.0
+            # S3: after a crash the device may run its lease (or timer) past the last heartbeat
+            worst = SessionDevices.worst_case_s(device) + HEARTBEAT_S if device else HEARTBEAT_S
             self._recorder.phase_started(
                 phase.mode,
                 phase.area,
