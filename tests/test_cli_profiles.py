@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -27,18 +26,30 @@ def run(*args: str, env_dir: Path | None = None) -> subprocess.CompletedProcess[
     )
 
 
-def test_help_answers_in_well_under_half_a_second() -> None:
-    best = min(_timed_help() for _ in range(3))
-    assert best < 0.5, f"relieve --help took {best:.2f} s"
-
-
-def _timed_help() -> float:
-    start = time.perf_counter()
-    result = run("--help")
-    elapsed = time.perf_counter() - start
-    assert result.returncode == 0
+def test_help_loads_no_heavy_module() -> None:
+    # `relieve --help` stays fast because the CLI imports a command's modules only when it
+    # runs (benchmarks/cli_bench.py prints the time); prove the imports, not the stopwatch.
+    code = (
+        "import sys\n"
+        "from controller.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = {'bleak', 'bumble', 'textual', 'pydantic', 'aiomqtt', 'sqlite3'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert "profiles" in result.stdout
-    return elapsed
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_help_runs_from_the_console_script() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: relieve")
 
 
 def test_list_shows_builtins_and_user_profiles(
