@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Literal, TypeVar
 
 from controller.bindings import SessionDevices
 from controller.events import (
@@ -25,45 +25,24 @@ from controller.events import (
     StateChanged,
 )
 from controller.schedule import Action, build_schedule
+from controller.session_recorder import SessionRecorder
 from controller.supervisor import Supervisor, Trouble
-from drivers.base import DeviceError, Percussion, ThermalOutput
-from drivers.clock import Clock
+from drivers.base import DeviceError, Percussion, ThermalOutput, is_percussion, is_thermal
+from drivers.clock import Clock, at_least_real
 from profiles.limits import HARD, Limits
 from profiles.plan import Phase, Plan, Step
 
 _T = TypeVar("_T")
 
-__all__ = ["OFF_TIMEOUT_S", "PRECONDITION_TOLERANCE_C", "Recorder", "SessionRunner"]
+__all__ = ["OFF_TIMEOUT_S", "PRECONDITION_TOLERANCE_C", "SessionRunner"]
 
 _LOGGER = logging.getLogger(__name__)
 
 OFF_TIMEOUT_S = 1.0  # every device OFF within this (real seconds) on every exit path
 PRECONDITION_TOLERANCE_C = 1.0  # pre-heat / pre-cool ends when the plate is this close
 PRECONDITION_POLL_S = 1.0  # how often pre-conditioning looks at the plate (clock seconds)
-HEARTBEAT_S = 2.0  # ledger heartbeat (clock seconds)
-
-
-class Recorder(Protocol):
-    """What the runner tells the exposure ledger (controller.ledger implements it)."""
-
-    def heartbeat(self, at: datetime) -> None: ...
-
-    def phase_started(
-        self,
-        mode: str,
-        area: str | None,
-        at: datetime,
-        *,
-        celsius: float | None = None,
-        rpm: int | None = None,
-        worst_case_s: float = 0.0,
-    ) -> object: ...
-
-    def phase_ended(self, at: datetime) -> None: ...
-
-    def alarm(self, limit: str | None, priority: str, message: str, at: datetime) -> None: ...
-
-    def finish(self, outcome: str, at: datetime) -> None: ...
+HEARTBEAT_S = 2.0  # ledger heartbeat (clock seconds; at least 0.5 s real under a scaled clock)
+HEARTBEAT_REAL_FLOOR_S = 0.5
 
 
 AskResume = Callable[[str], Awaitable[bool]]
@@ -88,7 +67,7 @@ class SessionRunner:
         clock: Clock,
         *,
         emit: Callable[[Event], None],
-        recorder: Recorder | None = None,
+        recorder: SessionRecorder | None = None,
         ask_resume: AskResume | None = None,
         limits: Limits = HARD,
         simulated: bool = False,
@@ -113,6 +92,7 @@ class SessionRunner:
         self._finish: _AbortError | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.supervisor = Supervisor(self, limits)
+        self._heartbeat_s = at_least_real(clock, HEARTBEAT_S, HEARTBEAT_REAL_FLOOR_S)
 
     # --- control -----------------------------------------------------------------------------
 
@@ -231,14 +211,14 @@ class SessionRunner:
                 await self.clock.sleep_until(min(deadline, self.clock.now() + PRECONDITION_POLL_S))
         for action in build_schedule(self.plan):
             if action.at <= 0 and action.kind == "prompt":
-                self._emit(Prompt(self.session_time(), action.text, action.due))
+                self._emit(Prompt(min(self.session_time(), 0.0), action.text, action.due))
         self._t0 = self.clock.now()
         self._emit(StateChanged(0.0, "running"))
 
     def _targets_reached(self, steps: list[Step]) -> bool:
         for step in steps:
             device = self.devices.for_role(step.role)
-            if not isinstance(device, ThermalOutput) or step.celsius is None:
+            if not is_thermal(device) or step.celsius is None:
                 continue
             plate = device.state.plate_celsius
             if plate is None:
@@ -315,7 +295,7 @@ class SessionRunner:
         if self._recorder is not None and phase.mode != "off":
             device = self._device_for_mode(phase.mode)
             # S3: after a crash the device may run its lease (or timer) past the last heartbeat
-            worst = SessionDevices.worst_case_s(device) + HEARTBEAT_S if device else HEARTBEAT_S
+            worst = self._heartbeat_s + (SessionDevices.worst_case_s(device) if device else 0.0)
             self._recorder.phase_started(
                 phase.mode,
                 phase.area,
@@ -351,7 +331,7 @@ class SessionRunner:
         await self._command(device, step)
 
     async def _command(self, device: ThermalOutput | Percussion, step: Step) -> None:
-        if isinstance(device, Percussion):
+        if is_percussion(device):
             await device.run(_need(step.rpm, "rpm"))
         elif step.action in ("heat", "preheat"):
             await device.heat(_need(step.celsius, "celsius"))
@@ -414,7 +394,7 @@ class SessionRunner:
             return
         while True:
             self._recorder.heartbeat(self._wall(self.clock.now()))
-            await self.clock.sleep(HEARTBEAT_S)
+            await self.clock.sleep(self._heartbeat_s)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -437,13 +417,13 @@ class SessionRunner:
         """For the supervisor: publish an event on the session's stream."""
         self._emit(event)
 
-    def record_alarm(self, limit: str | None, priority: str, message: str) -> None:
+    def record_alarm(self, limit: str, priority: Literal["high", "medium"], message: str) -> None:
         if self._recorder is not None:
             self._recorder.alarm(limit, priority, message, self._wall(self.clock.now()))
 
 
 async def _off(device: ThermalOutput | Percussion) -> None:
-    if isinstance(device, ThermalOutput):
+    if is_thermal(device):
         await device.off()
     else:
         await device.stop()

@@ -26,7 +26,9 @@ from drivers.base import (
     TemperatureProbe,
     ThermalOutput,
     ThermalState,
+    is_thermal,
 )
+from drivers.clock import at_least_real
 from profiles.limits import Limits
 from profiles.plan import Step
 
@@ -41,6 +43,9 @@ OVER_TEMPERATURE_MARGIN_C = 3.0  # S4: plate beyond setpoint by this much -> hig
 TELEMETRY_STALL_S = 5.0  # S2 watchdog: no telemetry for this long while on -> medium alarm
 LINK_GRACE_S = 10.0  # S2: a link back within this resumes; longer pauses and asks
 CHECK_INTERVAL_S = 1.0  # the watchdog looks this often (clock seconds)
+# Under a scaled clock (demos, rehearsals) the watchdog and the link grace keep at least this
+# much real time, so real radio and event-loop jitter does not look like a stalled device.
+REAL_FLOOR_S = 0.5
 _HIGH_FAULTS = {
     "over-temperature": "the device reports over-temperature",
     "sensor-fault": "the device reports a temperature sensor fault",
@@ -67,6 +72,9 @@ class Supervisor:
         self._lost_since: dict[str, float] = {}  # role -> clock time the link went
         self._asking = False
         self._ended = False
+        clock = runner.clock
+        self._stall_s = at_least_real(clock, TELEMETRY_STALL_S, REAL_FLOOR_S)
+        self._grace_s = at_least_real(clock, LINK_GRACE_S, 2 * REAL_FLOOR_S)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -78,7 +86,7 @@ class Supervisor:
             if device is None or id(device) in seen:
                 continue
             seen.add(id(device))
-            if isinstance(device, ThermalOutput):
+            if is_thermal(device):
                 self._unsubscribe.append(device.register_callback(self._thermal_cb(device)))
             else:
                 self._unsubscribe.append(device.register_callback(self._gun_cb(device)))
@@ -286,7 +294,7 @@ class Supervisor:
             since = self._lost_since.pop(role)
             away = runner.clock.now() - since
             runner.emit(StateChanged(runner.session_time(), "link-restored", device.info.name))
-            if away <= LINK_GRACE_S and not self._lost_since and not self._asking:
+            if away <= self._grace_s and not self._lost_since and not self._asking:
                 runner.resume()
 
     async def _watch(self) -> None:
@@ -295,7 +303,7 @@ class Supervisor:
             await runner.clock.sleep(CHECK_INTERVAL_S)
             now = runner.clock.now()
             for role, since in list(self._lost_since.items()):
-                if now - since > LINK_GRACE_S and not self._asking:
+                if now - since > self._grace_s and not self._asking:
                     await self._long_loss(role)
             if runner.paused:
                 continue
@@ -305,7 +313,7 @@ class Supervisor:
                 if device is None or step is None or not device.state.connected:
                     continue
                 stale = now - device.state.updated_at
-                if stale > TELEMETRY_STALL_S and role not in self._lost_since:
+                if stale > self._stall_s and role not in self._lost_since:
                     self._lost_since[role] = now
                     self.raise_alarm(
                         Trouble(
@@ -325,7 +333,7 @@ class Supervisor:
 
     def _check_probe_fresh(self, probe: TemperatureProbe, now: float) -> None:
         reading = probe.reading
-        if reading is None or now - reading.at > TELEMETRY_STALL_S:
+        if reading is None or now - reading.at > self._stall_s:
             self.raise_alarm(
                 Trouble(
                     "high",

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from typing_extensions import TypeIs
+
 from profiles.errors import RelieveError
 
 __all__ = [
@@ -40,6 +42,9 @@ __all__ = [
     "ThermalCaps",
     "ThermalOutput",
     "ThermalState",
+    "is_percussion",
+    "is_probe",
+    "is_thermal",
 ]
 
 
@@ -237,3 +242,27 @@ class TemperatureProbe(_Device, Protocol):
     def reading(self) -> ProbeReading | None: ...
 
     def register_callback(self, callback: Callable[[ProbeReading], None]) -> Callable[[], None]: ...
+
+
+# ``isinstance`` on these protocols reads every property, and a driver may refuse to report its
+# capabilities before it is connected: tell the kinds apart by what the device says it is.
+
+
+def is_thermal(device: object) -> TypeIs[ThermalOutput]:
+    """True for a heat / cold pad."""
+    return _kind(device) == "thermal"
+
+
+def is_percussion(device: object) -> TypeIs[Percussion]:
+    """True for a massage gun."""
+    return _kind(device) == "percussion"
+
+
+def is_probe(device: object) -> TypeIs[TemperatureProbe]:
+    """True for a temperature probe."""
+    return _kind(device) == "probe"
+
+
+def _kind(device: object) -> str | None:
+    info = getattr(device, "info", None)
+    return info.kind if isinstance(info, DeviceInfo) else None

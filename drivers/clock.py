@@ -21,7 +21,7 @@ import itertools
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "MonotonicClock", "ScaledClock", "VirtualClock"]
+__all__ = ["Clock", "MonotonicClock", "ScaledClock", "VirtualClock", "at_least_real"]
 
 # asyncio may run a timer up to the loop's clock resolution before its time; sleeping this much
 # longer (real seconds) makes "now() >= deadline" hold when sleep_until returns.
@@ -183,3 +183,16 @@ class VirtualClock:
     def _drop_cancelled(self) -> None:
         while self._sleepers and self._sleepers[0][2].done():
             heapq.heappop(self._sleepers)
+
+
+def at_least_real(clock: Clock, clock_s: float, real_floor_s: float) -> float:
+    """``clock_s`` clock seconds, but never less than ``real_floor_s`` of real time.
+
+    A watchdog of 5 s is 83 ms of real time at x60: ordinary event-loop and radio jitter would
+    trip it. Under a scaled clock such intervals keep a real-time floor; in real time (x1) and in
+    virtual time (tests: no jitter at all) they are exactly ``clock_s``.
+    """
+    speed = clock.speed
+    if speed == float("inf") or speed <= 1:
+        return clock_s
+    return max(clock_s, real_floor_s * speed)

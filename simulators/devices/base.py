@@ -25,7 +25,7 @@ from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
-from drivers.clock import Clock
+from drivers.clock import Clock, at_least_real
 from drivers.codecs import sig_common as sig
 from simulators.catalog import DeviceSpec, FaultKind, SimulatorError
 from simulators.devices.gatt import (
@@ -46,7 +46,25 @@ from simulators.devices.state import DeviceState, StateCallback, Watchers
 from simulators.faults import FaultBook, FaultSpec, ScheduledFault, check_supported
 from simulators.radio import detach_controller
 
-__all__ = ["ADVERTISING_INTERVAL_MS", "TICK_S", "SimulatedDevice"]
+__all__ = [
+    "ADVERTISING_INTERVAL_MS",
+    "LEASE_REAL_FLOOR_S",
+    "TICK_S",
+    "SimulatedDevice",
+    "lease_floor_for",
+]
+
+# A lease of 5 s is 83 ms of real time at x60, less than ordinary radio and event-loop jitter
+# on a busy machine. Under a scaled clock (demos, rehearsals) a simulated device therefore keeps
+# an output on for at least this much real time after a renewal. At x1 and in virtual time the
+# lease is exactly what the open profile says.
+LEASE_REAL_FLOOR_S = 0.25
+
+
+def lease_floor_for(clock: Clock) -> float:
+    """The shortest lease (clock seconds) a simulated device grants on ``clock``."""
+    return at_least_real(clock, 0.0, LEASE_REAL_FLOOR_S)
+
 
 logger = logging.getLogger(__name__)
 

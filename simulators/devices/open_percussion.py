@@ -14,7 +14,7 @@ from bumble import gatt
 from drivers.clock import Clock
 from drivers.codecs import open_profile as op
 from simulators.catalog import DeviceFamily, DeviceSpec, SimulatorError
-from simulators.devices.base import SimulatedDevice
+from simulators.devices.base import SimulatedDevice, lease_floor_for
 from simulators.devices.gatt import AttRefusal, Properties, SimCharacteristic, service
 from simulators.devices.percussion_core import GunCore
 from simulators.devices.state import DeviceState
@@ -56,6 +56,7 @@ class OpenMassageGun(SimulatedDevice):
             params=params or GunParams(max_speed_ppm=GUN_MAX_PPM),
             battery_pct=battery_pct,
         )
+        self.core.lease_floor_s = lease_floor_for(clock)
         self._sent_key: tuple[bool, int, int, int] | None = None
         self._moving = False
         self._state_char = SimCharacteristic(

@@ -16,7 +16,7 @@ from bumble import gatt
 from drivers.clock import Clock
 from drivers.codecs import open_profile as op
 from simulators.catalog import DeviceFamily, DeviceSpec, SimulatorError
-from simulators.devices.base import SimulatedDevice
+from simulators.devices.base import SimulatedDevice, lease_floor_for
 from simulators.devices.gatt import AttRefusal, Properties, SimCharacteristic, service
 from simulators.devices.state import DeviceState
 from simulators.devices.thermal_core import ThermalCore, flag_names
@@ -49,6 +49,7 @@ class OpenThermalPad(SimulatedDevice):
             params=params,
             battery_pct=battery_pct,
         )
+        self.core.lease_floor_s = lease_floor_for(clock)
         self._sent_key: tuple[int, int | None, int] | None = None
         self._state_char = SimCharacteristic(
             op.THERMAL_STATE_UUID,

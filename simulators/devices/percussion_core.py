@@ -52,6 +52,8 @@ class GunCore:
         self.run_cap_s = 0
         self.run_started: float | None = None
         self.lease_deadline: float | None = None
+        # Under a scaled clock the host's renewals keep real-time jitter: see lease_floor_for.
+        self.lease_floor_s = 0.0
         self.flags = op.NO_FLAGS
         self.motor = GunState()
         self.force_n = 0.0
@@ -152,7 +154,7 @@ class GunCore:
         self.target_ppm = command.speed_ppm
         self.run_cap_s = command.run_cap_s
         granted = op.grant_lease(command.lease_ms, self.capabilities.max_lease_ms)
-        self.lease_deadline = now + granted / 1000.0
+        self.lease_deadline = now + max(granted / 1000.0, self.lease_floor_s)
 
     def renew(self, lease_ms: int, now: float) -> None:
         """RENEW: extend the lease of a running motor."""
@@ -161,7 +163,7 @@ class GunCore:
                 op.AttError.NOT_PERMITTED_IN_STATE, "running", "the motor is stopped"
             )
         granted = op.grant_lease(lease_ms, self.capabilities.max_lease_ms)
-        self.lease_deadline = now + granted / 1000.0
+        self.lease_deadline = now + max(granted / 1000.0, self.lease_floor_s)
 
     # --- vendor (Theragun) command and the outside world ---------------------------------
 

@@ -75,6 +75,8 @@ class ThermalCore:
         self.mode = op.ThermalMode.OFF
         self.setpoint_centi: int | None = None
         self.lease_deadline: float | None = None
+        # Under a scaled clock the host's renewals keep real-time jitter: see lease_floor_for.
+        self.lease_floor_s = 0.0
         self.flags = op.NO_FLAGS
         self.thermal: ThermalState = resting_thermal_state(self.params)
         self.battery_pct = battery_pct
@@ -195,7 +197,7 @@ class ThermalCore:
         self.mode = command.mode
         self.setpoint_centi = command.setpoint_centi
         granted = op.grant_lease(command.lease_ms, self.capabilities.max_lease_ms)
-        self.lease_deadline = now + granted / 1000.0
+        self.lease_deadline = now + max(granted / 1000.0, self.lease_floor_s)
 
     def renew(self, lease_ms: int, now: float) -> None:
         """RENEW: extend the lease of a running output."""
@@ -204,7 +206,7 @@ class ThermalCore:
                 op.AttError.NOT_PERMITTED_IN_STATE, "mode", "the output is OFF"
             )
         granted = op.grant_lease(lease_ms, self.capabilities.max_lease_ms)
-        self.lease_deadline = now + granted / 1000.0
+        self.lease_deadline = now + max(granted / 1000.0, self.lease_floor_s)
 
     def link_lost(self, now: float) -> None:
         """The BLE link dropped: a running output goes OFF at once and LINK_LOST latches."""
