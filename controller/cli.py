@@ -43,9 +43,58 @@ def _profiles_validate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from controller import profiles_cmd
+    from controller import run_cmd
 
-    return profiles_cmd.demo(args)
+    return run_cmd.demo(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from controller import run_cmd
+
+    return run_cmd.run(args)
+
+
+def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser("run", help="run a session: a profile on your devices")
+    run.add_argument("profile", metavar="PROFILE", help="a profile name or a .toml file")
+    for role, what in (
+        ("heat", "the heat pad"),
+        ("cold", "the cold pad"),
+        ("gun", "the massage gun"),
+    ):
+        run.add_argument(
+            f"--{role}",
+            metavar="ADDR",
+            help=f"{what}'s address, or 'manual' (a passive pack / your own gun: timer and "
+            "prompts only); default: picked from a scan by kind",
+        )
+    run.add_argument("--probe", metavar="ADDR", help="a skin-temperature probe's address")
+    _add_simulation_options(run)
+    run.add_argument(
+        "--speed",
+        type=float,
+        metavar="N",
+        help="run time N times faster (simulated devices only)",
+    )
+    run.add_argument("--json", action="store_true", help="one JSON event per line")
+    run.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm the precautions (fabric layer, awake, thin towel) for an unattended run",
+    )
+    run.add_argument(
+        "--extend",
+        action="store_true",
+        help="the one-a-day massage extension: 3 more minutes, 18 at most (M1), confirmed",
+    )
+    run.add_argument(
+        "--override-allowance",
+        nargs="*",
+        metavar="RULE",
+        help="lift the daily allowance rules (H5 H6 C2 M1 M4; all when none is named); never a "
+        "temperature or duration limit; recorded in the ledger",
+    )
+    run.set_defaults(handler=_run)
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -91,6 +140,164 @@ def _add_history_commands(commands: argparse._SubParsersAction[argparse.Argument
     injury.set_defaults(handler=None, subparser=injury)
 
 
+def _scan(args: argparse.Namespace) -> int:
+    from controller import device_cmd
+
+    return device_cmd.scan(args)
+
+
+def _device(args: argparse.Namespace) -> int:
+    from controller import device_cmd
+
+    return device_cmd.device(args)
+
+
+def _duration(text: str) -> float:
+    from controller import device_cmd
+
+    return device_cmd.parse_duration(text)
+
+
+def _add_simulation_options(parser: argparse.ArgumentParser) -> None:
+    """``--simulate`` / ``--simulator SPEC``: every command that talks to devices takes them."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--simulate",
+        action="store_true",
+        help="use simulated devices in this process (no hardware needed)",
+    )
+    where.add_argument(
+        "--simulator",
+        metavar="SPEC",
+        help="use the simulator server at SPEC (unix:/path or tcp-client:host:port; "
+        "see relieve sim serve)",
+    )
+
+
+def _add_device_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    scan = commands.add_parser("scan", help="list the devices in range that relieve can drive")
+    scan.add_argument(
+        "--timeout", type=float, default=5.0, metavar="S", help="listen S seconds (default 5)"
+    )
+    scan.add_argument("--json", action="store_true", help="print a JSON list")
+    scan.add_argument("--all", action="store_true", help="also list devices relieve cannot drive")
+    _add_simulation_options(scan)
+    scan.set_defaults(handler=_scan)
+
+    device = commands.add_parser(
+        "device", help="manual control of one device: info, heat, cold, gun, off, watch"
+    )
+    sub = device.add_subparsers(dest="device_command", metavar="ACTION")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help_text)
+        parser.add_argument("address", metavar="ADDR", help="the device's address (relieve scan)")
+        parser.add_argument(
+            "--driver",
+            metavar="NAME",
+            help="drive it with NAME (open-thermal, open-percussion, theragun, heating-mat, "
+            "sig-thermometer) when its advertisement does not say",
+        )
+        parser.add_argument(
+            "--init-packet",
+            metavar="HEX",
+            help="heating mat: the init packet captured from its vendor app (default a55affff)",
+        )
+        _add_simulation_options(parser)
+        parser.set_defaults(handler=_device)
+        return parser
+
+    info = action("info", "model, firmware, battery, capabilities and safety class")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    for name, verb in (("heat", "heat"), ("cold", "cool")):
+        pad = action(name, f"{verb} a pad for a while, then switch it off")
+        pad.add_argument("--celsius", type=float, required=True, metavar="C", help="setpoint, °C")
+        pad.add_argument(
+            "--for",
+            dest="duration",
+            type=_duration,
+            required=True,
+            metavar="DURATION",
+            help="how long, e.g. 90s, 5m, 1m30s",
+        )
+    gun = action("gun", "run a massage gun for a while, then stop it")
+    speed = gun.add_mutually_exclusive_group(required=True)
+    speed.add_argument("--rpm", type=int, metavar="N", help="percussions per minute")
+    speed.add_argument(
+        "--level", choices=("low", "medium", "high"), help="1750, 2100 or 2400 per minute"
+    )
+    gun.add_argument(
+        "--for",
+        dest="duration",
+        type=_duration,
+        required=True,
+        metavar="DURATION",
+        help="how long, at most 15m (M1), e.g. 5m",
+    )
+    action("off", "switch a device's output off")
+    watch = action("watch", "print what a device reports until Ctrl-C")
+    watch.add_argument(
+        "--for", dest="duration", type=_duration, metavar="DURATION", help="stop after DURATION"
+    )
+    device.set_defaults(handler=None, subparser=device)
+
+
+def _sim_serve(args: argparse.Namespace) -> int:
+    from simulators import serve_cmd
+
+    return serve_cmd.serve(args)
+
+
+def _sim_list(args: argparse.Namespace) -> int:
+    from simulators import serve_cmd
+
+    return serve_cmd.list_devices(args)
+
+
+def _sim_speed(text: str) -> float:
+    from simulators import serve_cmd
+
+    return serve_cmd.parse_speed(text)
+
+
+def _sim_tcp(text: str) -> tuple[str, int]:
+    from simulators import serve_cmd
+
+    return serve_cmd.parse_tcp_address(text)
+
+
+def _add_sim_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sim = commands.add_parser("sim", help="the simulated devices: list them, serve them")
+    sub = sim.add_subparsers(dest="sim_command", metavar="ACTION")
+    serve = sub.add_parser(
+        "serve",
+        help="serve every simulated device over a socket; each process that connects gets "
+        "its own virtual Bluetooth adapter (docs/sim-server.md)",
+    )
+    where = serve.add_mutually_exclusive_group(required=True)
+    where.add_argument("--socket", metavar="PATH", help="listen on a unix socket at PATH")
+    where.add_argument(
+        "--tcp", type=_sim_tcp, metavar="HOST:PORT", help="listen on TCP, e.g. 127.0.0.1:9100"
+    )
+    serve.add_argument("--scenario", metavar="FILE", help="a fault scenario (TOML) to apply")
+    serve.add_argument(
+        "--speed",
+        type=_sim_speed,
+        metavar="N",
+        help="run device time N times faster than real time (default: real time)",
+    )
+    serve.add_argument(
+        "--events-json",
+        action="store_true",
+        help="print one JSON line per device state change on stdout",
+    )
+    serve.set_defaults(handler=_sim_serve)
+    listing = sub.add_parser("list", help="the simulated device types and their faults")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.set_defaults(handler=_sim_list)
+    sim.set_defaults(handler=None, subparser=sim)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relieve",
@@ -117,8 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(
-        "demo", help="show what a session does, on simulated devices (no hardware needed)"
+        "demo",
+        help="the lower-back routine on simulated devices at x60 (no hardware needed)",
     )
+    demo.add_argument("--json", action="store_true", help="one JSON event per line")
+    demo.add_argument("--speed", type=float, metavar="N", help="time N times faster (default 60)")
     demo.set_defaults(handler=_demo)
 
     profiles = commands.add_parser("profiles", help="list, show and check session profiles")
@@ -166,14 +376,19 @@ def build_parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_profiles_validate)
     profiles.set_defaults(handler=None, subparser=profiles)
     _add_history_commands(commands)
+    _add_device_commands(commands)
+    _add_run_commands(commands)
+    _add_sim_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Quiet by default: what a person needs (alarms, refusals) comes as events and messages;
+    # -v shows warnings, -vv information, -vvv every GATT write.
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
+        level=(logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 3)],
         format="%(levelname)s %(name)s: %(message)s",
     )
     handler: Handler | None = getattr(args, "handler", None)

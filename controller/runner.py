@@ -41,7 +41,8 @@ _LOGGER = logging.getLogger(__name__)
 OFF_TIMEOUT_S = 1.0  # every device OFF within this (real seconds) on every exit path
 PRECONDITION_TOLERANCE_C = 1.0  # pre-heat / pre-cool ends when the plate is this close
 PRECONDITION_POLL_S = 1.0  # how often pre-conditioning looks at the plate (clock seconds)
-HEARTBEAT_S = 2.0  # ledger heartbeat (clock seconds; at least 0.5 s real under a scaled clock)
+# Ledger heartbeat (clock seconds; at least 0.5 s real when scaled); S3 adds it to the worst case.
+HEARTBEAT_S = 10.0
 HEARTBEAT_REAL_FLOOR_S = 0.5
 
 

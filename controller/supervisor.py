@@ -72,6 +72,7 @@ class Supervisor:
         self._lost_since: dict[str, float] = {}  # role -> clock time the link went
         self._asking = False
         self._ended = False
+        self._started_at = 0.0
         clock = runner.clock
         self._stall_s = at_least_real(clock, TELEMETRY_STALL_S, REAL_FLOOR_S)
         self._grace_s = at_least_real(clock, LINK_GRACE_S, 2 * REAL_FLOOR_S)
@@ -92,6 +93,7 @@ class Supervisor:
                 self._unsubscribe.append(device.register_callback(self._gun_cb(device)))
         if devices.probe is not None:
             self._unsubscribe.append(devices.probe.register_callback(self._on_probe))
+        self._started_at = self._runner.clock.now()
         self._watchdog = asyncio.ensure_future(self._watch())
 
     def stop(self) -> None:
@@ -333,7 +335,8 @@ class Supervisor:
 
     def _check_probe_fresh(self, probe: TemperatureProbe, now: float) -> None:
         reading = probe.reading
-        if reading is None or now - reading.at > self._stall_s:
+        last = reading.at if reading is not None else self._started_at
+        if now - last > self._stall_s:
             self.raise_alarm(
                 Trouble(
                     "high",

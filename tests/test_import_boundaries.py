@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import pkgutil
 import subprocess
@@ -13,14 +14,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("controller", "drivers", "profiles", "tui", "simulators")
 
-# (package, heavy dependency) pairs that must never be imported
+# What importing a package's modules must never load, even indirectly.
 FORBIDDEN = {
-    "controller": ("textual", "bumble", "bleak"),
+    "controller": ("textual", "bumble"),
     "drivers": ("textual", "bumble"),
     "profiles": ("textual", "bumble", "bleak", "asyncio"),
     "simulators": ("textual",),
     "tui": ("bumble",),
 }
+# Who may write `import bleak` (DESIGN.md): the drivers, and the simulators' bleak backend. The
+# controller and the TUI reach bleak only through the drivers.
+BLEAK_IMPORTERS = ("drivers", "simulators")
 
 
 def modules_of(package: str) -> list[str]:
@@ -44,7 +48,7 @@ def imported_roots(*modules: str) -> set[str]:
 
 # The controller reaches simulators (and through them bumble) only to select the simulated
 # backend at start-up (DESIGN.md); these modules are that seam.
-ALLOWED_SIMULATOR_ENTRY: set[str] = set()
+ALLOWED_SIMULATOR_ENTRY: set[str] = {"controller.simulation"}
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -58,6 +62,27 @@ def test_layers_do_not_import_what_they_must_not(package: str) -> None:
         return
     culprits = {m: sorted(forbidden & imported_roots(m)) for m in modules}
     assert not {m: bad for m, bad in culprits.items() if bad}
+
+
+def _direct_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", [p for p in PACKAGES if p not in BLEAK_IMPORTERS])
+def test_only_drivers_and_simulators_import_bleak(package: str) -> None:
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if {"bleak", "bleak_retry_connector"} & _direct_imports(path)
+    ]
+    assert offenders == []
 
 
 def test_profiles_is_pure() -> None:

@@ -1,0 +1,406 @@
+"""``relieve run PROFILE`` and ``relieve demo``: a session from profile to devices OFF."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from controller.bindings import SessionDevices
+from controller.console import JsonLines, LiveView
+from controller.events import Event, Finished
+from controller.ledger import DeviceInfo as LedgerDevice
+from controller.ledger import Ledger
+from controller.library import ProfileLibrary
+from controller.runner import SessionRunner
+from controller.simulation import Radio, radio_for
+from drivers.base import (
+    DeviceError,
+    Percussion,
+    TemperatureProbe,
+    ThermalOutput,
+    is_percussion,
+    is_probe,
+    is_thermal,
+)
+from drivers.clock import Clock, MonotonicClock, ScaledClock
+from drivers.discovery import ScanResult, scan
+from drivers.factory import create_device, open_device
+from profiles.compiler import compile_plan
+from profiles.errors import RelieveError
+from profiles.models import Profile
+from profiles.plan import Plan
+
+__all__ = ["DEMO_PROFILE", "DEMO_SPEED", "demo", "run"]
+
+_LOGGER = logging.getLogger(__name__)
+
+DEMO_PROFILE = "routine-lower-back"
+DEMO_SPEED = 60.0  # the demo's 50-minute routine in under a minute
+DEMO_DEVICES = ("contrast-pad", "massage-gun", "skin-probe")  # the demo's simulated world
+SCAN_FOR_ROLES_S = 2.0  # real seconds to listen when picking devices by kind
+DISCONNECT_TIMEOUT_S = 3.0  # real seconds per device when letting go at the end
+ROLES = ("heat", "cold", "gun", "probe")
+
+EXIT_OK = 0
+EXIT_ABORTED = 1
+
+PRECAUTIONS_HEAT = (
+    "Before heat (H7): a fabric layer between the pad and your skin; you are awake and will stay "
+    "awake; you are not lying on the pad; you have no numbness or impaired sensation there."
+)
+PRECAUTIONS_COLD = "Before cold: a thin towel between the cold pad or pack and your skin."
+PRECAUTIONS_GUN = (
+    "Before the massage gun: only the muscles beside the spine, never the spine itself; no "
+    "clotting disorder, anticoagulants, recent surgery or fracture there."
+)
+EXTENSION_TEXT = (
+    "The one-a-day extension (M1) adds 3 minutes to today's massage (18 minutes at most)."
+)
+
+
+class RunError(RelieveError):
+    """A session could not start."""
+
+
+@dataclass
+class _Options:
+    simulated: bool
+    speed: float | None
+    yes: bool
+    json: bool
+    interactive: bool
+
+
+def _roles_needed(plan: Plan) -> set[str]:
+    return {s.role for s in plan.steps if s.role != "user"}
+
+
+def _confirm(question: str, opts: _Options) -> None:
+    """Ask for a yes, or take --yes; refuse when nobody can answer."""
+    if opts.yes:
+        return
+    if not opts.interactive:
+        raise RunError(
+            "These precautions must be confirmed before the first device turns on; run it "
+            "in a terminal to answer, or add --yes to confirm them for an unattended session."
+        )
+    print(question, file=sys.stderr)
+    answer = input("Confirm? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise RunError("Not confirmed, so nothing was turned on.")
+
+
+def _precautions(plan: Plan) -> list[str]:
+    actions = {s.action for s in plan.steps}
+    out = []
+    if actions & {"heat", "preheat"}:
+        out.append(PRECAUTIONS_HEAT)
+    if actions & {"cold", "precool"}:
+        out.append(PRECAUTIONS_COLD)
+    if "run" in actions:
+        out.append(PRECAUTIONS_GUN)
+    return out
+
+
+def _clock_for(opts: _Options) -> Clock:
+    if opts.speed is None or opts.speed == 1:
+        return MonotonicClock()
+    if not opts.simulated:
+        raise RunError(
+            "--speed runs time faster and is only for simulated devices; add --simulate or "
+            "--simulator SPEC, or leave out --speed."
+        )
+    if opts.speed <= 0 or opts.speed > 1000:
+        raise RunError("--speed must be between 1 and 1000.")
+    return ScaledClock(opts.speed)
+
+
+# --- binding devices to roles --------------------------------------------------------------------
+
+
+async def _connect(device: ThermalOutput | Percussion | TemperatureProbe) -> None:
+    await device.connect()
+
+
+async def _bind(
+    args: argparse.Namespace, needed: set[str], radio: Radio, clock: Clock
+) -> SessionDevices:
+    """Devices for the roles the plan needs: as given (ADDR or 'manual'), else by kind."""
+    bound = SessionDevices()
+    manual: set[str] = set()
+    explicit = {role: getattr(args, role, None) for role in ROLES}
+    found: list[ScanResult] | None = None
+    for role in ROLES:
+        value = explicit[role]
+        if value is None:
+            continue
+        if value == "manual":
+            if role == "probe":
+                raise RunError("--probe takes a device address; a probe cannot be manual.")
+            manual.add(role)
+            continue
+        device = await open_device(value, backend=radio.backend, clock=clock)
+        _check_kind(role, device, value)
+        await _connect(device)
+        _assign(bound, role, device)
+    missing = [r for r in ("heat", "cold", "gun") if r in needed and explicit[r] is None]
+    if missing or (needed & {"heat", "cold"} and explicit["probe"] is None):
+        found = await scan(radio.backend, timeout_s=SCAN_FOR_ROLES_S)
+        await _bind_by_kind(bound, found, missing=missing, needed=needed, radio=radio, clock=clock)
+    bound.manual = frozenset(manual)
+    for role in ("heat", "cold", "gun"):
+        if role in needed and bound.for_role(role) is None and role not in manual:
+            raise RunError(
+                f"No {_ROLE_DEVICE[role]} was found for this session; switch one on and bring it "
+                f"close, name it with --{role} ADDR, or use --{role} manual"
+                + (" for a passive pack." if role != "gun" else " to hold your own gun.")
+            )
+    return bound
+
+
+_ROLE_DEVICE = {"heat": "heat pad", "cold": "cold pad", "gun": "massage gun"}
+
+
+def _check_kind(role: str, device: object, address: str) -> None:
+    ok = {
+        "heat": is_thermal(device),
+        "cold": is_thermal(device),
+        "gun": is_percussion(device),
+        "probe": is_probe(device),
+    }[role]
+    if not ok:
+        raise RunError(f"{address} is not a {_ROLE_DEVICE.get(role, 'probe')}; check --{role}.")
+
+
+def _assign(bound: SessionDevices, role: str, device: object) -> None:
+    if role in ("heat", "cold") and is_thermal(device):
+        setattr(bound, role, device)
+    elif role == "gun" and is_percussion(device):
+        bound.gun = device
+    elif role == "probe" and is_probe(device):
+        bound.probe = device
+
+
+async def _bind_by_kind(
+    bound: SessionDevices,
+    found: list[ScanResult],
+    *,
+    missing: Sequence[str],
+    needed: set[str],
+    radio: Radio,
+    clock: Clock,
+) -> None:
+    thermal: list[ThermalOutput] = []
+    if {"heat", "cold"} & set(missing):
+        for result in (r for r in found if r.kind == "thermal" and r.supported):
+            pad = create_device(result, backend=radio.backend, clock=clock)
+            if is_thermal(pad):
+                await _connect(pad)
+                thermal.append(pad)
+    chosen = _choose_thermal(thermal, missing)
+    for role, device in chosen.items():
+        setattr(bound, role, device)
+    for unused in thermal:
+        if all(unused is not d for d in chosen.values()):
+            await _let_go(unused)
+    if "gun" in missing:
+        guns = [r for r in found if r.kind == "percussion" and r.supported]
+        guns.sort(key=lambda r: r.safety_class != "lease")  # a gun with a lease first
+        if guns:
+            gun = create_device(guns[0], backend=radio.backend, clock=clock)
+            await _connect(gun)
+            _assign(bound, "gun", gun)
+    if needed & {"heat", "cold"} and bound.probe is None:
+        probes = [r for r in found if r.kind == "probe" and r.supported]
+        if probes:
+            probe = create_device(probes[0], backend=radio.backend, clock=clock)
+            await _connect(probe)
+            _assign(bound, "probe", probe)
+
+
+def _choose_thermal(pads: list[ThermalOutput], missing: Sequence[str]) -> dict[str, ThermalOutput]:
+    both = [p for p in pads if p.caps.can_heat and p.caps.can_cool]
+    if "heat" in missing and "cold" in missing and both:
+        return {"heat": both[0], "cold": both[0]}
+    out: dict[str, ThermalOutput] = {}
+    if "heat" in missing:
+        # a pad that takes a temperature before a level-only mat; a heat-only pad first
+        heaters = sorted(
+            (p for p in pads if p.caps.can_heat),
+            key=lambda p: (bool(p.caps.levels), p.caps.can_cool),
+        )
+        if heaters:
+            out["heat"] = heaters[0]
+    if "cold" in missing:
+        coolers = sorted((p for p in pads if p.caps.can_cool), key=lambda p: p.caps.can_heat)
+        if coolers:
+            out["cold"] = coolers[0]
+    return out
+
+
+async def _let_go(device: ThermalOutput | Percussion | TemperatureProbe) -> None:
+    try:
+        await asyncio.wait_for(device.disconnect(), DISCONNECT_TIMEOUT_S)
+    except (DeviceError, TimeoutError) as exc:
+        _LOGGER.warning("could not disconnect %s cleanly: %s", device.info.name, exc)
+
+
+# --- the session ---------------------------------------------------------------------------------
+
+
+def _ledger_devices(devices: SessionDevices) -> dict[str, LedgerDevice]:
+    out = {}
+    for role in ROLES:
+        device = getattr(devices, role)
+        if device is not None:
+            info = device.info
+            out[role] = LedgerDevice(info.address, info.name, info.driver)
+    return out
+
+
+@contextlib.contextmanager
+def _signals(stop: Callable[[str], None]) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig, text in ((signal.SIGINT, "stopped by you (Ctrl-C)"), (signal.SIGTERM, "terminated")):
+        try:
+            loop.add_signal_handler(sig, stop, text)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def _ask_resume(question: str) -> bool:
+    print(question, file=sys.stderr)
+    answer = await asyncio.to_thread(input, "Resume? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def run_session(
+    profile: Profile,
+    library: ProfileLibrary,
+    args: argparse.Namespace,
+    opts: _Options,
+    ledger: Ledger,
+    *,
+    emit: Callable[[Event], None],
+    lift: tuple[str, ...] = (),
+    world: Sequence[str] | None = None,
+) -> Finished:
+    """Bind, connect, check, confirm, run; every device OFF and let go at the end."""
+    extended = bool(getattr(args, "extend", False))
+    draft = compile_plan(profile, resolve=library.get, extended=extended)
+    decision = ledger.check_allowances(draft, lift=lift)
+    for warning in decision.warnings:
+        print(f"relieve: warning: {warning}", file=sys.stderr)
+    for text in _precautions(draft):
+        _confirm(text, opts)
+    if extended:
+        _confirm(EXTENSION_TEXT, opts)
+    clock = _clock_for(opts)
+    async with radio_for(args, clock=clock, devices=world) as radio:
+        devices = SessionDevices()
+        try:
+            devices = await _bind(args, _roles_needed(draft), radio, clock)
+            plan = compile_plan(
+                profile, devices.capabilities(), resolve=library.get, extended=extended
+            )
+            recorder = ledger.start_session(
+                profile.name,
+                profile.kind,
+                started_at=datetime.now(UTC),
+                devices=_ledger_devices(devices),
+                overrides=decision.overrides,
+                extended=extended,
+            )
+            runner = SessionRunner(
+                plan,
+                devices,
+                clock,
+                emit=emit,
+                recorder=recorder,
+                ask_resume=_ask_resume if opts.interactive and not opts.yes else None,
+                simulated=radio.simulated,
+            )
+            with _signals(runner.stop):
+                return await runner.run()
+        finally:
+            for device in devices.all_devices():
+                await _let_go(device)
+
+
+def _options(args: argparse.Namespace, *, simulated: bool) -> _Options:
+    json_out = bool(getattr(args, "json", False))
+    return _Options(
+        simulated=simulated,
+        speed=getattr(args, "speed", None),
+        yes=bool(getattr(args, "yes", False)),
+        json=json_out,
+        interactive=sys.stdin.isatty() and not json_out,
+    )
+
+
+def _exit_code(finished: Finished) -> int:
+    return EXIT_ABORTED if finished.outcome == "aborted" else EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    """``relieve run PROFILE ...``"""
+    simulated = bool(args.simulate or args.simulator)
+    opts = _options(args, simulated=simulated)
+    library = ProfileLibrary(args.config_dir)
+    profile = library.resolve(args.profile)
+    lift = _lift(args.override_allowance)
+    emit: Callable[[Event], None] = JsonLines() if opts.json else LiveView()
+    with Ledger.open(args.data_dir, simulated=simulated) as ledger:
+        finished = asyncio.run(
+            run_session(profile, library, args, opts, ledger, emit=emit, lift=lift)
+        )
+    return _exit_code(finished)
+
+
+def _lift(values: list[str] | None) -> tuple[str, ...]:
+    if values is None:
+        return ()
+    from controller.allowances import ALLOWANCE_RULES
+
+    if values == []:
+        return tuple(sorted(ALLOWANCE_RULES))
+    return tuple(v.upper() for value in values for v in value.split(",") if v)
+
+
+def demo(args: argparse.Namespace) -> int:
+    """``relieve demo``: the lower-back routine on an in-process simulated world, at x60."""
+    args.simulate, args.simulator = True, None
+    args.yes = True
+    args.speed = args.speed or DEMO_SPEED
+    for role in ROLES:
+        setattr(args, role, None)
+    args.extend = False
+    opts = _options(args, simulated=True)
+    library = ProfileLibrary(args.config_dir)
+    profile = library.get(DEMO_PROFILE)
+    emit: Callable[[Event], None] = JsonLines() if opts.json else LiveView()
+    if not opts.json:
+        print(
+            f"relieve demo: '{profile.title}' on simulated devices at x{opts.speed:g}, "
+            "with a throw-away ledger. The precautions are taken as confirmed, as --yes does.\n",
+            flush=True,
+        )
+    with Ledger.open_temporary(simulated=True) as ledger:
+        finished = asyncio.run(
+            run_session(profile, library, args, opts, ledger, emit=emit, world=DEMO_DEVICES)
+        )
+    return _exit_code(finished)

@@ -1,0 +1,133 @@
+"""Host-timed devices: status polls on the clock, and answers that come back as notifications.
+
+Vendor protocols without a lease answer a status request with a notification. A
+:class:`Reply` is the future the notification callback resolves; :func:`request` sends the
+request, waits a real-time moment for the answer and retries like any other command.
+A :class:`Poller` asks for the status on the injected clock, often while the output runs (so a
+lost link or a stuck output is noticed within the S2 watchdog) and rarely when idle (the
+keep-alive the vendor apps send).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from drivers.base import DeviceError, DeviceTimeoutError
+from drivers.clock import Clock
+from drivers.connection import COMMAND_RETRIES
+
+__all__ = ["REPLY_TIMEOUT_S", "Poller", "Reply", "request"]
+
+logger = logging.getLogger(__name__)
+
+# Real seconds to wait for the notification that answers a request (the write itself was
+# acknowledged already; the answer follows within a connection interval or two).
+REPLY_TIMEOUT_S = 2.0
+
+_T = TypeVar("_T")
+
+
+class Reply(Generic[_T]):
+    """The answer to the one request in flight, resolved from a notification callback."""
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[_T] | None = None
+
+    def expect(self) -> asyncio.Future[_T]:
+        """A fresh future for the next answer (an earlier unanswered one is dropped)."""
+        if self._future is not None and not self._future.done():
+            self._future.cancel()
+        self._future = asyncio.get_running_loop().create_future()
+        return self._future
+
+    def resolve(self, value: _T) -> None:
+        """An answer arrived (unsolicited ones are welcome too)."""
+        if self._future is not None and not self._future.done():
+            self._future.set_result(value)
+
+
+async def request(
+    reply: Reply[_T],
+    send: Callable[[], Awaitable[None]],
+    *,
+    what: str,
+    label: str,
+    address: str,
+    timeout_s: float = REPLY_TIMEOUT_S,
+) -> _T:
+    """Send a request and return the notification that answers it, retrying when none comes."""
+    tries = 1 + COMMAND_RETRIES
+    for number in range(1, tries + 1):
+        answer = reply.expect()
+        await send()
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await answer
+        except TimeoutError:
+            logger.warning("%s: no answer to the %s (attempt %d of %d)", label, what, number, tries)
+    raise DeviceTimeoutError(
+        f"{label} did not answer the {what} after {COMMAND_RETRIES} retries; it may be out of "
+        "range or hung: switch it off at the device.",
+        address=address,
+    )
+
+
+class Poller:
+    """Calls ``poll`` every ``busy_s`` clock seconds while ``busy()``, else every ``idle_s``."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        poll: Callable[[], Awaitable[None]],
+        busy: Callable[[], bool],
+        on_failure: Callable[[DeviceError], None],
+        label: str,
+        busy_s: float,
+        idle_s: float,
+    ) -> None:
+        self._clock = clock
+        self._poll = poll
+        self._busy = busy
+        self._on_failure = on_failure
+        self._label = label
+        self.busy_s = busy_s
+        self.idle_s = idle_s
+        self._task: asyncio.Task[None] | None = None
+
+    def restart(self) -> None:
+        """(Re)start polling from now: call it when the output starts or stops."""
+        self.cancel()
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"status poll {self._label}"
+        )
+
+    def cancel(self) -> None:
+        """Stop polling (from synchronous code)."""
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def stop(self) -> None:
+        """Stop polling and wait until no poll is in flight."""
+        task, self._task = self._task, None
+        if task is None or task is asyncio.current_task():
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _run(self) -> None:
+        while True:
+            await self._clock.sleep(self.busy_s if self._busy() else self.idle_s)
+            try:
+                await self._poll()
+            except DeviceError as exc:
+                logger.debug("%s: status poll failed: %s", self._label, exc)
+                self._task = None
+                self._on_failure(exc)
+                return
