@@ -254,3 +254,18 @@ def test_a_stuck_mat_keeps_heating_after_level_zero() -> None:
     core.advance(600.0)
     assert core.level == 0
     assert core.thermal.plate_c > 45.0
+
+
+def test_single_mode_pads_resting_on_skin_are_not_in_fault_and_start() -> None:
+    # A cold-only pad rests at skin temperature (33 °C), above its 5-25 °C range: that is not
+    # over-temperature, and it must accept COLD; likewise a heat-only pad resting cool.
+    cold_only = ThermalCore(heat_range_c=None, cold_range_c=(5.0, 25.0), faults=FaultBook(), now=0)
+    heat_only = ThermalCore(heat_range_c=(30.0, 45.0), cold_range_c=None, faults=FaultBook(), now=0)
+    for core, start in (
+        (cold_only, op.ThermalStart.cold(12.0, 3000)),
+        (heat_only, op.ThermalStart.heat(42.0, 3000)),
+    ):
+        core.advance(1.0)
+        assert flags_of(core) == Flags(0)
+        core.command(bytes(start), 1.0)
+        assert mode_of(core) == start.mode

@@ -30,6 +30,9 @@ __all__ = ["LOW_BATTERY_CUTOFF_PCT", "OVER_TEMPERATURE_MARGIN_C", "ThermalCore",
 # The firmware trips OVER_TEMPERATURE when its sensor reads this far beyond the hardware
 # setpoint range (a plate never overshoots 3 degC under its own control).
 OVER_TEMPERATURE_MARGIN_C = 3.0
+# Temperatures a plate reaches with its output off, on a body or in a room: never a fault. A
+# cold-only pad (range 5-25 degC) resting on skin at 33 degC is normal, not over-temperature.
+RESTING_SPAN_C = (15.0, 40.0)
 # Sensor readings outside this span are implausible for a pad on a body: SENSOR_FAULT.
 SENSOR_PLAUSIBLE_C = (-10.0, 80.0)
 # Below this charge the output stops and SUPPLY_FAULT latches (the cell protects itself).
@@ -128,7 +131,7 @@ class ThermalCore:
         return self.faults.sensor_reading(self.thermal.plate_c, now)
 
     def _limits(self) -> tuple[float, float]:
-        spans = [s for s in (self.heat_range_c, self.cold_range_c) if s is not None]
+        spans = [s for s in (self.heat_range_c, self.cold_range_c, RESTING_SPAN_C) if s]
         low = min(s[0] for s in spans) - OVER_TEMPERATURE_MARGIN_C
         high = max(s[1] for s in spans) + OVER_TEMPERATURE_MARGIN_C
         return low, high
