@@ -101,7 +101,7 @@ class LiveView:
             parts.append(f"{event.celsius:g} °C")
         if event.rpm is not None:
             parts.append(f"{event.rpm}/min")
-        if event.label:
+        if event.label and event.label != text:
             parts.append(event.label)
         elif event.area and event.mode == "massage":
             parts.append(event.area)
@@ -116,8 +116,10 @@ class LiveView:
             self._temps[event.role] = f"{event.role} plate {event.plate_celsius:.1f} °C"
         if event.skin_celsius is not None:
             self._temps["skin"] = f"skin {event.skin_celsius:.1f} °C"
-        if event.rpm is not None:
+        if event.rpm:
             self._temps["gun"] = f"gun {event.rpm}/min"
+        elif event.role == "gun":
+            self._temps.pop("gun", None)
         if self._tty:
             self._status(event.t)
 
