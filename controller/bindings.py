@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from drivers.base import (
     DeviceInfo,
@@ -68,25 +69,29 @@ class SessionDevices:
 
     def capabilities(self) -> Capabilities:
         """What the bound devices can do, for the plan compiler."""
-        heat: str = "none"
+        heat: Literal["setpoint", "levels", "manual", "none"] = "none"
         levels: tuple[float, ...] = ()
         if self.heat is not None:
             levels = self.heat.caps.levels
             heat = "levels" if levels else "setpoint"
         elif "heat" in self.manual:
             heat = "manual"
-        cold: str = "none"
+        cold: Literal["setpoint", "manual", "none"] = "none"
         if self.cold is not None:
             cold = "setpoint"
         elif "cold" in self.manual:
             cold = "manual"
-        gun = "rpm" if self.gun is not None else ("manual" if "gun" in self.manual else "none")
+        gun: Literal["rpm", "manual", "none"] = "none"
+        if self.gun is not None:
+            gun = "rpm"
+        elif "gun" in self.manual:
+            gun = "manual"
         return Capabilities(
-            heat=heat,  # type: ignore[arg-type]
-            cold=cold,  # type: ignore[arg-type]
+            heat=heat,
+            cold=cold,
             combined=self.heat is not None and self.heat is self.cold,
             heat_levels=levels,
-            gun=gun,  # type: ignore[arg-type]
+            gun=gun,
             probe=self.probe is not None,
         )
 

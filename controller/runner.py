@@ -24,11 +24,20 @@ from controller.events import (
     SessionStarted,
     StateChanged,
 )
-from controller.schedule import Action, build_schedule
+from controller.schedule import Action, build_schedule, gun_run_caps
 from controller.session_recorder import SessionRecorder
 from controller.supervisor import Supervisor, Trouble
-from drivers.base import DeviceError, Percussion, ThermalOutput, is_percussion, is_thermal
+from drivers.base import (
+    DeviceError,
+    DeviceTimeoutError,
+    NotConnectedError,
+    Percussion,
+    ThermalOutput,
+    is_percussion,
+    is_thermal,
+)
 from drivers.clock import Clock, at_least_real
+from drivers.watch import STUCK_OUTPUT
 from profiles.limits import HARD, Limits
 from profiles.plan import Phase, Plan, Step
 
@@ -92,6 +101,8 @@ class SessionRunner:
         self._task: asyncio.Task[object] | None = None
         self._finish: _AbortError | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stragglers: set[asyncio.Task[None]] = set()  # OFFs still going after the bound
+        self._run_caps = gun_run_caps(plan, limits)
         self.supervisor = Supervisor(self, limits)
         self._heartbeat_s = at_least_real(clock, HEARTBEAT_S, HEARTBEAT_REAL_FLOOR_S)
 
@@ -121,6 +132,7 @@ class SessionRunner:
         if self._paused_at is None and self._t0 is not None:
             self._paused_at = self.clock.now()
             self._pause_changed.set()
+            self._suspend_phase()
             self._emit(StateChanged(self.session_time(), "paused", reason))
             self._spawn(self._outputs_off_for_pause())
 
@@ -130,6 +142,7 @@ class SessionRunner:
             self._paused_at = None
             self._pause_changed.set()
             self._emit(StateChanged(self.session_time(), "resumed"))
+            self._continue_phase()
             self._spawn(self._reapply_active())
 
     def _end(self, outcome: Outcome, reason: str) -> None:
@@ -169,7 +182,7 @@ class SessionRunner:
         except _AbortError as abort:
             self._finish = self._finish or abort
         except DeviceError as exc:
-            self.supervisor.raise_alarm(Trouble("high", "command-failed", str(exc)))
+            self._command_failed(exc)
             self._finish = self._finish or _AbortError("aborted", str(exc))
         finally:
             devices_off = await self._shielded_off()
@@ -178,6 +191,7 @@ class SessionRunner:
                 task.cancel()
             if self._finish is not None:
                 outcome, reason = self._finish.outcome, self._finish.reason
+            self._close_phase()  # the phase cut short counts what it delivered
             finished = Finished(
                 self.session_time(),
                 outcome,
@@ -185,7 +199,6 @@ class SessionRunner:
                 round(self._delivered_s, 3),
                 devices_off,
             )
-            self._close_phase()
             if self._recorder is not None:
                 self._recorder.finish(outcome, self._wall(self.clock.now()))
             self._emit(finished)
@@ -212,7 +225,7 @@ class SessionRunner:
                 await self.clock.sleep_until(min(deadline, self.clock.now() + PRECONDITION_POLL_S))
         for action in build_schedule(self.plan):
             if action.at <= 0 and action.kind == "prompt":
-                self._emit(Prompt(min(self.session_time(), 0.0), action.text, action.due))
+                self._emit(Prompt(0.0, action.text, action.due))  # shown as therapy starts
         self._t0 = self.clock.now()
         self._emit(StateChanged(0.0, "running"))
 
@@ -279,7 +292,7 @@ class SessionRunner:
             self._emit(PhaseChanged(action.at, "off", index=count, count=count))
             return
         self._phase = phase
-        self._phase_started_at = self.clock.now()
+        self._phase_started_at = None
         self._emit(
             PhaseChanged(
                 action.at,
@@ -293,6 +306,14 @@ class SessionRunner:
                 count=count,
             )
         )
+        self._continue_phase()
+
+    def _continue_phase(self) -> None:
+        """The open phase delivers from now on (it opened, or the session resumed)."""
+        phase = self._phase
+        if phase is None or self._paused_at is not None or self._phase_started_at is not None:
+            return
+        self._phase_started_at = self.clock.now()
         if self._recorder is not None and phase.mode != "off":
             device = self._device_for_mode(phase.mode)
             # S3: after a crash the device may run its lease (or timer) past the last heartbeat
@@ -306,15 +327,22 @@ class SessionRunner:
                 worst_case_s=worst,
             )
 
-    def _close_phase(self) -> None:
-        if self._phase is None or self._phase_started_at is None:
+    def _suspend_phase(self) -> None:
+        """The open phase stops delivering (paused, or ended): count it and close its record.
+        A pause ends the ledger's phase row; resuming opens a new one, so the ledger holds
+        what was delivered, not the time the outputs were OFF."""
+        started = self._phase_started_at
+        if self._phase is None or started is None:
             return
+        self._phase_started_at = None
         if self._phase.mode != "off":
-            self._delivered_s += max(0.0, self.clock.now() - self._phase_started_at)
+            self._delivered_s += max(0.0, self.clock.now() - started)
             if self._recorder is not None:
                 self._recorder.phase_ended(self._wall(self.clock.now()))
+
+    def _close_phase(self) -> None:
+        self._suspend_phase()
         self._phase = None
-        self._phase_started_at = None
 
     def _device_for_mode(self, mode: str) -> ThermalOutput | Percussion | None:
         role = {"heat": "heat", "cold": "cold", "massage": "gun"}.get(mode)
@@ -329,11 +357,16 @@ class SessionRunner:
         self._active[id(device)] = step
         if self._paused_at is not None:
             return  # applied on resume
-        await self._command(device, step)
+        try:
+            await self._command(device, step)
+        except NotConnectedError as exc:
+            # The link went while commanding: the supervisor pauses for it, and the step is
+            # applied again when the link is back in time (or the session ends).
+            _LOGGER.warning("%s; the step is applied again when the link is back", exc)
 
     async def _command(self, device: ThermalOutput | Percussion, step: Step) -> None:
         if is_percussion(device):
-            await device.run(_need(step.rpm, "rpm"))
+            await _run_gun(device, _need(step.rpm, "rpm"), self._run_caps.get(id(step)))
         elif step.action in ("heat", "preheat"):
             await device.heat(_need(step.celsius, "celsius"))
         else:
@@ -347,11 +380,21 @@ class SessionRunner:
         if self._active.get(id(device)) is step:
             del self._active[id(device)]
         self.supervisor.expect(step.role, None)
-        await _off(device)
+        try:
+            await self._off_in_time(device)
+        except NotConnectedError as exc:
+            # a lease device is OFF without its link; a host-timed one gets OFF first when the
+            # link is back (or the session ends on the long loss, and says it is not OFF)
+            _LOGGER.warning("%s", exc)
 
     async def _outputs_off_for_pause(self) -> None:
         for device in self.devices.outputs():
-            await _off(device)
+            try:
+                await self._off_in_time(device)
+            except DeviceError as exc:
+                # keep going: every other output must still go OFF; say what to do
+                _LOGGER.warning("could not switch %s OFF for the pause: %s", device.info.name, exc)
+                self._emit(Notice(self.session_time(), str(exc)))
 
     async def _reapply_active(self) -> None:
         for device in self.devices.outputs():
@@ -359,7 +402,10 @@ class SessionRunner:
             if step is not None:
                 try:
                     await self._command(device, step)
+                except NotConnectedError as exc:
+                    _LOGGER.warning("%s; the step is applied again when the link is back", exc)
                 except DeviceError as exc:
+                    self._command_failed(exc)
                     self.abort(str(exc))
 
     async def reapply(self, device: ThermalOutput | Percussion) -> None:
@@ -367,6 +413,34 @@ class SessionRunner:
         step = self._active.get(id(device))
         if step is not None and self._paused_at is None:
             await self._command(device, step)
+
+    def reapply_soon(self, device: ThermalOutput | Percussion) -> None:
+        """:meth:`reapply` in the background (for the supervisor, when nothing was paused:
+        a link that blipped while pre-conditioning)."""
+        self._spawn(self._reapply_guarded(device))
+
+    async def _reapply_guarded(self, device: ThermalOutput | Percussion) -> None:
+        try:
+            await self.reapply(device)
+        except NotConnectedError as exc:
+            _LOGGER.warning("%s; the step is applied again when the link is back", exc)
+        except DeviceError as exc:
+            self._command_failed(exc)
+            self.abort(str(exc))
+
+    def _command_failed(self, exc: DeviceError) -> None:
+        """S4: a command refused or not acknowledged is a high alarm."""
+        role = next(
+            (
+                r
+                for r in ("heat", "cold", "gun")
+                if (d := self.devices.for_role(r)) is not None
+                and exc.address is not None
+                and d.info.address == exc.address
+            ),
+            None,
+        )
+        self.supervisor.raise_alarm(Trouble("high", "command-failed", str(exc), role, "S4"))
 
     async def _shielded_off(self) -> bool:
         task = asyncio.ensure_future(self._all_off())
@@ -377,16 +451,57 @@ class SessionRunner:
 
     async def _all_off(self) -> bool:
         outputs = self.devices.outputs()
-        results = await asyncio.gather(
-            *(asyncio.wait_for(_off(device), OFF_TIMEOUT_S) for device in outputs),
-            return_exceptions=True,
-        )
+        offs = [asyncio.ensure_future(_off(device)) for device in outputs]
+        if offs:
+            # asyncio.wait, not wait_for: the bound holds even when a driver swallows the
+            # cancellation and would keep wait_for waiting for it
+            await asyncio.wait(offs, timeout=OFF_TIMEOUT_S)
         ok = True
-        for device, result in zip(outputs, results, strict=True):
-            if isinstance(result, BaseException):
+        for device, off in zip(outputs, offs, strict=True):
+            if not off.done():
                 ok = False
-                _LOGGER.error("could not confirm %s OFF: %s", device.info.name, result)
+                _LOGGER.error(
+                    "could not confirm %s OFF within %g s", device.info.name, OFF_TIMEOUT_S
+                )
+                self._linger(off)
+            elif off.cancelled() or off.exception() is not None:
+                ok = False
+                why = "cancelled" if off.cancelled() else off.exception()
+                _LOGGER.error("could not confirm %s OFF: %s", device.info.name, why)
+            elif STUCK_OUTPUT in device.state.faults:
+                ok = False  # OFF was acknowledged, but the output still drives
+                _LOGGER.error(
+                    "%s still drives its output after OFF; switch it off at the mains",
+                    device.info.name,
+                )
         return ok
+
+    async def _off_in_time(self, device: ThermalOutput | Percussion) -> None:
+        """OFF, confirmed within OFF_TIMEOUT_S (real time) or DeviceTimeoutError (S4)."""
+        off = asyncio.ensure_future(_off(device))
+        try:
+            # asyncio.wait: bounded even when a driver swallows the cancellation (see _all_off)
+            await asyncio.wait({off}, timeout=OFF_TIMEOUT_S)
+        finally:
+            if not off.done():
+                self._linger(off)
+        if not off.done():
+            raise DeviceTimeoutError(
+                f"{device.info.name} did not confirm OFF within {OFF_TIMEOUT_S:g} s; "
+                "switch it off at the device.",
+                address=device.info.address,
+            )
+        off.result()
+
+    def _linger(self, off: asyncio.Task[None]) -> None:
+        """An OFF still going after the bound: let it finish (or fail) on its own."""
+        self._stragglers.add(off)
+        off.add_done_callback(self._straggler_done)
+
+    def _straggler_done(self, task: asyncio.Task[None]) -> None:
+        self._stragglers.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            _LOGGER.error("a late OFF failed: %s", error)
 
     # --- plumbing --------------------------------------------------------------------------------
 
@@ -421,6 +536,14 @@ class SessionRunner:
     def record_alarm(self, limit: str, priority: Literal["high", "medium"], message: str) -> None:
         if self._recorder is not None:
             self._recorder.alarm(limit, priority, message, self._wall(self.clock.now()))
+
+
+async def _run_gun(device: Percussion, rpm: int, run_cap_s: float | None) -> None:
+    if run_cap_s is None:
+        await device.run(rpm)
+    else:
+        # Both gun drivers take run_cap_s; drivers.base.Percussion does not declare it yet.
+        await device.run(rpm, run_cap_s=run_cap_s)
 
 
 async def _off(device: ThermalOutput | Percussion) -> None:

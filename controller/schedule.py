@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from profiles.limits import Limits
 from profiles.plan import Phase, Plan, Step
 
-__all__ = ["HEADS_UP_S", "MASSAGE_WARNING_S", "Action", "build_schedule"]
+__all__ = ["HEADS_UP_S", "MASSAGE_WARNING_S", "Action", "build_schedule", "gun_run_caps"]
 
 HEADS_UP_S = 10.0  # prompts are shown this long before they are due
 MASSAGE_WARNING_S = 60.0  # the gun's hard stop is announced this long before it
+SAME_INSTANT_S = 1e-6  # plan offsets closer than this are the same instant
 
 ActionKind = Literal["end", "phase", "prompt", "notice", "start"]
 _ORDER: dict[str, int] = {"end": 0, "phase": 1, "notice": 2, "prompt": 3, "start": 4}
@@ -54,7 +56,7 @@ def build_schedule(plan: Plan) -> list[Action]:
         followed = any(
             other is not step
             and _same_device(step, other, combined)
-            and abs(other.start_s - step.end_s) < 1e-6
+            and abs(other.start_s - step.end_s) < SAME_INSTANT_S
             for other in device_steps
         )
         if not followed:
@@ -84,3 +86,24 @@ def _massage_ends(plan: Plan) -> list[float]:
         if phase.mode == "massage":
             ends[phase.profile] = phase.end_s
     return sorted(ends.values())
+
+
+def gun_run_caps(plan: Plan, limits: Limits) -> dict[int, float]:
+    """id(step) -> the device-side run cap a gun step needs, where the drivers' default (one
+    M1 session) is too short: the gun runs a back-to-back block of steps as one run, and the
+    cap counts from that run's first START. Only the M1 extension makes a block that long."""
+    caps: dict[int, float] = {}
+    steps = sorted(
+        (s for s in plan.steps if s.role == "gun" and not s.manual), key=lambda s: s.start_s
+    )
+    blocks: list[list[Step]] = []
+    for step in steps:
+        if blocks and abs(blocks[-1][-1].end_s - step.start_s) < SAME_INSTANT_S:
+            blocks[-1].append(step)
+        else:
+            blocks.append([step])
+    for block in blocks:
+        length = block[-1].end_s - block[0].start_s
+        if length > limits.massage_max_s:
+            caps.update({id(step): length for step in block})
+    return caps

@@ -50,6 +50,8 @@ _HIGH_FAULTS = {
     "over-temperature": "the device reports over-temperature",
     "sensor-fault": "the device reports a temperature sensor fault",
     "stuck-output": "the output stays on after it was told to turn off",
+    # S4: a command (here a lease renewal) not acknowledged after the driver's retries
+    "not-acknowledged": "it did not acknowledge a command after retries",
 }
 
 
@@ -70,6 +72,8 @@ class Supervisor:
         self._unsubscribe: list[Callable[[], None]] = []
         self._watchdog: asyncio.Task[None] | None = None
         self._lost_since: dict[str, float] = {}  # role -> clock time the link went
+        # role -> clock time its telemetry was found stalled (back with fresh telemetry only)
+        self._stalled_since: dict[str, float] = {}
         self._asking = False
         self._ended = False
         self._started_at = 0.0
@@ -156,7 +160,7 @@ class Supervisor:
             self._runner.emit(
                 Telemetry(
                     self._runner.session_time(),
-                    role,
+                    "pad" if len(roles) > 1 else role,  # a contrast pad plays heat and cold
                     plate_celsius=state.plate_celsius,
                     setpoint_celsius=state.setpoint_celsius,
                     battery=state.battery,
@@ -165,6 +169,7 @@ class Supervisor:
             self._link(role, device, state.connected)
             if not state.connected:
                 return
+            self._fresh(role, device, state.updated_at)
             for fault, text in _HIGH_FAULTS.items():
                 if fault in state.faults:
                     self.raise_alarm(Trouble("high", fault, f"{device.info.name}: {text}.", role))
@@ -226,9 +231,30 @@ class Supervisor:
                 )
             )
             self._link("gun", device, state.connected)
-            if state.connected and "stuck-output" in state.faults:
+            if not state.connected:
+                return
+            self._fresh("gun", device, state.updated_at)
+            if "stuck-output" in state.faults:
                 self.raise_alarm(
                     Trouble("high", "stuck-output", f"{device.info.name} does not stop.", "gun")
+                )
+                return
+            step = self._expected.get("gun")
+            if (
+                step is not None
+                and not self._runner.paused
+                and not state.running
+                and "lease-expired" in state.faults
+            ):
+                self.raise_alarm(
+                    Trouble(
+                        "high",
+                        "lease-expired",
+                        f"{device.info.name} stopped by itself: its lease expired, so relieve "
+                        "lost control of it.",
+                        "gun",
+                        "H4",
+                    )
                 )
 
         return on_state
@@ -296,16 +322,38 @@ class Supervisor:
             since = self._lost_since.pop(role)
             away = runner.clock.now() - since
             runner.emit(StateChanged(runner.session_time(), "link-restored", device.info.name))
-            if away <= self._grace_s and not self._lost_since and not self._asking:
-                runner.resume()
+            if away <= self._grace_s:
+                self._carry_on(device)
+
+    def _fresh(self, role: str, device: ThermalOutput | Percussion, updated_at: float) -> None:
+        """Telemetry newer than the stall it was missing from: the device reports again."""
+        since = self._stalled_since.get(role)
+        if since is None or updated_at <= since:
+            return
+        del self._stalled_since[role]
+        runner = self._runner
+        runner.emit(StateChanged(runner.session_time(), "link-restored", device.info.name))
+        if runner.clock.now() - since <= self._grace_s:
+            self._carry_on(device)
+
+    def _carry_on(self, device: ThermalOutput | Percussion) -> None:
+        """A device is back in time: resume once nothing else is missing. Before time zero
+        nothing was paused, so the device's pre-conditioning step is applied again."""
+        if self._lost_since or self._stalled_since or self._asking:
+            return
+        if self._runner.paused:
+            self._runner.resume()
+        else:
+            self._runner.reapply_soon(device)
 
     async def _watch(self) -> None:
         runner = self._runner
         while not self._ended:
             await runner.clock.sleep(CHECK_INTERVAL_S)
             now = runner.clock.now()
-            for role, since in list(self._lost_since.items()):
-                if now - since > self._grace_s and not self._asking:
+            away = {**self._stalled_since, **self._lost_since}
+            for role, since in away.items():
+                if now - since > self._grace_s and not self._asking and not self._ended:
                     await self._long_loss(role)
             if runner.paused:
                 continue
@@ -315,8 +363,9 @@ class Supervisor:
                 if device is None or step is None or not device.state.connected:
                     continue
                 stale = now - device.state.updated_at
-                if stale > self._stall_s and role not in self._lost_since:
-                    self._lost_since[role] = now
+                missing = role in self._lost_since or role in self._stalled_since
+                if stale > self._stall_s and not missing:
+                    self._stalled_since[role] = now
                     self.raise_alarm(
                         Trouble(
                             "medium",
@@ -352,10 +401,14 @@ class Supervisor:
         runner = self._runner
         device = runner.devices.for_role(role)
         name = device.info.name if device is not None else role
-        message = f"The link to {name} was lost for more than {LINK_GRACE_S:g} s."
+        if role in self._lost_since:
+            reason, message = "link-lost", f"The link to {name} was lost for more than "
+        else:
+            reason, message = "telemetry-stalled", f"{name} sent no telemetry for more than "
+        message += f"{LINK_GRACE_S:g} s."
         ask = runner.ask_resume
         if ask is None:
-            self.raise_alarm(Trouble("high", "link-lost", message + " Session ended.", role, "S2"))
+            self.raise_alarm(Trouble("high", reason, message + " Session ended.", role, "S2"))
             return
         self._asking = True
         try:
@@ -364,6 +417,7 @@ class Supervisor:
             self._asking = False
         if again and device is not None and device.state.connected:
             self._lost_since.pop(role, None)
-            runner.resume()
+            self._stalled_since.pop(role, None)
+            self._carry_on(device)
         else:
             runner.stop(message)

@@ -225,7 +225,9 @@ class Percussion(_Device, Protocol):
     @property
     def state(self) -> PercussionState: ...
 
-    async def run(self, rpm: int) -> None: ...
+    async def run(self, rpm: int, *, run_cap_s: float | None = None) -> None:
+        """Run at ``rpm``; ``run_cap_s`` asks the device's own run-time cap (when it has one)."""
+        ...
 
     async def stop(self) -> None:
         """Stop the gun. Idempotent."""

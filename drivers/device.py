@@ -68,6 +68,7 @@ TELEMETRY_STALL = "telemetry-stall"
 """Fault name: a device that should report telemetry has gone quiet."""
 
 StateT = TypeVar("StateT")
+_T = TypeVar("_T")
 Kind = Literal["thermal", "percussion", "probe"]
 
 _INFORMATION = (
@@ -109,6 +110,9 @@ class DriverBase(abc.ABC, Generic[StateT]):
         describe_att_error: AttDescriber | None = None,
     ) -> None:
         self._clock: Clock = clock or MonotonicClock()
+        # What the shared code says about one device goes to its family's module logger
+        # (drivers.open_thermal, drivers.theragun, ...), so a family's messages stay together.
+        self._log = logging.getLogger(type(self).__module__)
         extra = {} if describe_att_error is None else {"describe_att_error": describe_att_error}
         self._link = Connection(
             address,
@@ -335,6 +339,14 @@ class DriverBase(abc.ABC, Generic[StateT]):
         if percent != self._info.battery:
             self._info = replace(self._info, battery=percent)
             self._battery_changed(percent)
+
+    def _decode(self, decode: Callable[[bytes], _T], data: bytes, what: str) -> _T | None:
+        """``decode(data)``; None (and a warning) when the device sent something unreadable."""
+        try:
+            return decode(data)
+        except DecodeError as exc:
+            self._log.warning("%s: unreadable %s %s: %s", self.label, what, data.hex(" "), exc)
+            return None
 
     def _note_telemetry(self) -> None:
         """Telemetry arrived now."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from drivers.base import OutOfRangeError
-from profiles.limits import HARD, Limits
+from profiles.limits import HARD, Limits, Violation
 
 __all__ = [
     "check_cool",
@@ -27,12 +27,37 @@ def _finite(value: float, what: str, address: str | None) -> None:
         raise OutOfRangeError(f"{value!r} is not a {what}; give a number.", address=address)
 
 
+def _refuse(violation: Violation | None, address: str | None) -> None:
+    """Raise the broken hard limit, if any, naming its ID."""
+    if violation is not None:
+        raise OutOfRangeError(f"{violation}.", address=address, limit_id=violation.limit_id)
+
+
+def _in_span(
+    celsius: float,
+    span: tuple[float, float] | None,
+    *,
+    verb: str,
+    pad: str,
+    label: str,
+    address: str | None,
+) -> None:
+    """A setpoint the pad can ``verb`` to ("heat", "cool"); else use a ``pad`` pad."""
+    if span is None:
+        raise OutOfRangeError(f"{label} cannot {verb}; use a {pad} pad.", address=address)
+    low, high = span
+    if not low <= celsius <= high:
+        raise OutOfRangeError(
+            f"{label} {verb}s to {low:g}-{high:g} °C, not {celsius:g} °C; pick a setpoint in "
+            "that range.",
+            address=address,
+        )
+
+
 def check_heat_limit(celsius: float, *, address: str | None = None, limits: Limits = HARD) -> None:
     """A heat setpoint no hotter than the H1 ceiling for short steps (45 °C)."""
     _finite(celsius, "temperature", address)
-    violation = limits.check_heat_celsius(celsius, 0.0)
-    if violation is not None:
-        raise OutOfRangeError(f"{violation}.", address=address, limit_id=violation.limit_id)
+    _refuse(limits.check_heat_celsius(celsius, 0.0), address)
 
 
 def check_heat(
@@ -45,15 +70,7 @@ def check_heat(
 ) -> None:
     """A heat setpoint: at most the H1 short-step ceiling, and inside the pad's heat range."""
     check_heat_limit(celsius, address=address, limits=limits)
-    if heat_range is None:
-        raise OutOfRangeError(f"{label} cannot heat; use a heat pad.", address=address)
-    low, high = heat_range
-    if not low <= celsius <= high:
-        raise OutOfRangeError(
-            f"{label} heats to {low:g}-{high:g} °C, not {celsius:g} °C; pick a setpoint in "
-            "that range.",
-            address=address,
-        )
+    _in_span(celsius, heat_range, verb="heat", pad="heat", label=label, address=address)
 
 
 def check_cool(
@@ -66,18 +83,8 @@ def check_cool(
 ) -> None:
     """A cold setpoint: not below the C4 plate floor, and inside the pad's cold range."""
     _finite(celsius, "temperature", address)
-    violation = limits.check_cold_plate(celsius)
-    if violation is not None:
-        raise OutOfRangeError(f"{violation}.", address=address, limit_id=violation.limit_id)
-    if cold_range is None:
-        raise OutOfRangeError(f"{label} cannot cool; use a cold pad.", address=address)
-    low, high = cold_range
-    if not low <= celsius <= high:
-        raise OutOfRangeError(
-            f"{label} cools to {low:g}-{high:g} °C, not {celsius:g} °C; pick a setpoint in "
-            "that range.",
-            address=address,
-        )
+    _refuse(limits.check_cold_plate(celsius), address)
+    _in_span(celsius, cold_range, verb="cool", pad="cold", label=label, address=address)
 
 
 def check_lease_s(lease_s: float, *, address: str | None = None, limits: Limits = HARD) -> int:

@@ -18,21 +18,16 @@ from typing import Final, Unpack
 
 from drivers.base import (
     AuthFailedError,
-    DeviceError,
     DeviceRefusedError,
-    DeviceTimeoutError,
-    NotConnectedError,
     OutOfRangeError,
-    SafetyClass,
     ThermalCaps,
     ThermalState,
 )
 from drivers.codecs import heating_mat as hm
-from drivers.codecs.errors import DecodeError
-from drivers.device import DriverBase, DriverOptions
+from drivers.device import DriverOptions
 from drivers.guards import check_heat_limit
-from drivers.polling import Poller, Reply, request
-from drivers.watch import NOT_ACKNOWLEDGED, STUCK_OUTPUT
+from drivers.host_timed import HostTimedDevice
+from drivers.polling import Reply, request
 
 __all__ = ["BACKSTOP_TIMER_HOURS", "BUSY_POLL_S", "IDLE_POLL_S", "HeatingMat"]
 
@@ -49,12 +44,17 @@ IDLE_POLL_S = hm.STATUS_POLL_INTERVAL_S
 _LEVELS: Final = tuple(float(hm.LEVEL_CELSIUS[level]) for level in range(1, hm.MAX_LEVEL + 1))
 
 
-class HeatingMat(DriverBase[ThermalState]):
+def _decode_level(data: bytes) -> tuple[int, int | None]:
+    """A level report: the level and its temperature in °C (None for level 0)."""
+    level = hm.MatReport.from_bytes(data).value
+    return level, hm.celsius_for_level(level)
+
+
+class HeatingMat(HostTimedDevice[ThermalState]):
     """A level/timer heating mat."""
 
     DRIVER = "heating-mat"
     KIND = "thermal"
-    SAFETY_CLASS = SafetyClass.HOST_TIMED
 
     def __init__(
         self,
@@ -63,27 +63,11 @@ class HeatingMat(DriverBase[ThermalState]):
         init_packet: bytes = hm.DEFAULT_INIT_PACKET,
         **options: Unpack[DriverOptions],
     ) -> None:
-        super().__init__(address, **options)
+        super().__init__(address, ThermalState(), busy_s=BUSY_POLL_S, idle_s=IDLE_POLL_S, **options)
         self._init = hm.InitPacket(bytes(init_packet))
-        self._state = ThermalState()
         self._report: Reply[int] = Reply()
-        self._stopped_on_purpose = False
         self.timer_hours: int | None = None
         """The mat's timer as it last reported it (whole hours left, 0 = none)."""
-        self._poller = Poller(
-            clock=self._clock,
-            poll=self._poll,
-            busy=lambda: self._state.on,
-            on_failure=self._poll_failed,
-            label=self.label,
-            busy_s=BUSY_POLL_S,
-            idle_s=IDLE_POLL_S,
-        )
-
-    @property
-    def state(self) -> ThermalState:
-        """The latest state (replaced, never mutated)."""
-        return self._state
 
     @property
     def caps(self) -> ThermalCaps:
@@ -125,8 +109,7 @@ class HeatingMat(DriverBase[ThermalState]):
                 setpoint_celsius=float(hm.LEVEL_CELSIUS[level]),
             )
         )
-        self._poller.restart()
-        await self.request_status()  # read back the level the mat now runs at
+        await self._read_back()  # the level the mat now runs at
 
     async def cool(self, celsius: float) -> None:
         """A heating mat cannot cool."""
@@ -137,20 +120,15 @@ class HeatingMat(DriverBase[ThermalState]):
 
     async def off(self) -> None:
         """Level 0 and timer off. Idempotent; without a link it raises: the mat would stay on."""
-        if not self._link.connected:
-            if not self._state.on:
-                return
-            raise NotConnectedError(
-                f"{self.label} cannot be switched off: the link is down and the mat keeps "
-                "heating until its own timer ends; switch it off at the mat.",
-                address=self._info.address,
-            )
+        if self._nothing_to_switch_off(
+            f"{self.label} cannot be switched off: the link is down and the mat keeps "
+            "heating until its own timer ends; switch it off at the mat."
+        ):
+            return
         await self._write(hm.LEVEL_UUID, bytes(hm.LevelCommand.off()), "level 0 (OFF)")
-        self._stopped_on_purpose = True
-        self._set(replace(self._state, mode="off", level=0, setpoint_celsius=None))
+        self._switched_off()
         await self._write(hm.TIMER_UUID, bytes(hm.TimerCommand(0)), "timer off")
-        self._poller.restart()
-        await self.request_status()  # read back: a mat that still heats is stuck
+        await self._read_back()  # a mat that still heats is stuck
 
     async def request_status(self) -> int:
         """Ask the mat to report level and timer; returns the level (also in :attr:`state`)."""
@@ -164,13 +142,6 @@ class HeatingMat(DriverBase[ThermalState]):
 
     async def _write(self, uuid: str, data: bytes, what: str) -> None:
         await self._link.write(uuid, data, what=what)
-
-    async def _poll(self) -> None:
-        await self.request_status()
-
-    def _poll_failed(self, exc: DeviceError) -> None:
-        if isinstance(exc, DeviceTimeoutError):
-            self._set_host_fault(NOT_ACKNOWLEDGED, present=True)
 
     async def _set_up(self) -> None:
         self._stopped_on_purpose = False  # what happened while away is not ours to judge
@@ -191,20 +162,15 @@ class HeatingMat(DriverBase[ThermalState]):
         # OFF first, always (SAFETY.md S2).
         await self._write(hm.LEVEL_UUID, bytes(hm.LevelCommand.off()), "level 0 (OFF)")
         await self._write(hm.TIMER_UUID, bytes(hm.TimerCommand(0)), "timer off")
-        self._stopped_on_purpose = True
-        self._set(replace(self._state, mode="off", level=0, setpoint_celsius=None))
+        self._switched_off()
         self._poller.restart()
 
     def _on_level_report(self, data: bytes) -> None:
-        try:
-            level = hm.MatReport.from_bytes(data).value
-            celsius = hm.celsius_for_level(level)
-        except DecodeError as exc:
-            logger.warning("%s: unreadable level report %s: %s", self.label, data.hex(" "), exc)
+        report = self._decode(_decode_level, data, "level report")
+        if report is None:
             return
-        self._note_telemetry()
-        if level > 0 and self._stopped_on_purpose:
-            self._host_faults.add(STUCK_OUTPUT)  # heating although level 0 was acknowledged
+        level, celsius = report
+        self._status_arrived(on=level > 0)
         self._set(
             replace(
                 self._state,
@@ -212,40 +178,18 @@ class HeatingMat(DriverBase[ThermalState]):
                 level=level,
                 setpoint_celsius=None if celsius is None else float(celsius),
                 updated_at=self._clock.now(),
-                faults=frozenset(self._host_faults),
+                faults=self._faults(),
             )
         )
         self._report.resolve(level)
 
     def _on_timer_report(self, data: bytes) -> None:
-        try:
-            self.timer_hours = hm.MatReport.from_bytes(data).value
-        except DecodeError as exc:
-            logger.warning("%s: unreadable timer report %s: %s", self.label, data.hex(" "), exc)
+        report = self._decode(hm.MatReport.from_bytes, data, "timer report")
+        if report is not None:
+            self.timer_hours = report.value
 
-    def _set(self, state: ThermalState) -> None:
-        if state != self._state:
-            self._state = state
-            self._publish(state)
-
-    def _went_up(self) -> None:
-        self._set(replace(self._state, connected=True, battery=self._info.battery))
-
-    def _went_down(self) -> None:
-        # Host-timed: the mat keeps heating (until its timer) when the link goes.
-        self._set(replace(self._state, connected=False))
-
-    def _faults_changed(self) -> None:
-        self._set(replace(self._state, faults=frozenset(self._host_faults)))
-
-    def _stop_output(self) -> None:
-        self._poller.cancel()
-
-    def _telemetry_expected(self) -> bool:
-        return self._state.on
-
-    def _battery_changed(self, percent: int) -> None:
-        self._set(replace(self._state, battery=percent))
+    def _off_state(self) -> ThermalState:
+        return replace(super()._off_state(), level=0)
 
     async def _off_before_disconnect(self) -> None:
         await self.off()

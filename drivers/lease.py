@@ -8,21 +8,17 @@ so delays do not accumulate), and reports the first renewal that fails.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from drivers.base import DeviceError
 from drivers.clock import Clock
 from drivers.codecs import open_profile as op
+from drivers.periodic import PeriodicTask
 
 __all__ = ["LeaseKeeper"]
 
-logger = logging.getLogger(__name__)
 
-
-class LeaseKeeper:
+class LeaseKeeper(PeriodicTask):
     """Renews one output's lease until stopped (or until a renewal fails)."""
 
     def __init__(
@@ -34,51 +30,20 @@ class LeaseKeeper:
         label: str,
         interval_s: float = op.RENEW_INTERVAL_S,
     ) -> None:
-        self._clock = clock
-        self._renew = renew
-        self._on_failure = on_failure
-        self._label = label
+        super().__init__(
+            clock=clock, action=renew, on_failure=on_failure, label=label, what="lease renewal"
+        )
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def running(self) -> bool:
-        """True while renewals are being sent."""
-        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
         """Start renewing (the first renewal one interval from now); no-op when running."""
-        if self.running:
-            return
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"lease renewal {self._label}"
-        )
+        if not self.running:
+            self._launch()
 
-    def cancel(self) -> None:
-        """Stop renewing now, from synchronous code (the task ends at its next await)."""
-        task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-
-    async def stop(self) -> None:
-        """Stop renewing and wait until no renewal is in flight."""
-        task, self._task = self._task, None
-        if task is None or task is asyncio.current_task():
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    async def _run(self) -> None:
+    async def _ticks(self) -> AsyncGenerator[None, None]:
         deadline = self._clock.now() + self.interval_s
         while True:
             await self._clock.sleep_until(deadline)
             # Absolute deadlines; after a stall (a slow renewal) resume from now, never burst.
             deadline = max(deadline + self.interval_s, self._clock.now())
-            try:
-                await self._renew()
-            except DeviceError as exc:
-                logger.debug("%s: lease renewal failed: %s", self._label, exc)
-                self._task = None
-                self._on_failure(exc)
-                return
+            yield

@@ -17,27 +17,12 @@ import logging
 from dataclasses import replace
 from typing import Final, Literal, Unpack
 
-from drivers.base import (
-    DeviceError,
-    DeviceRefusedError,
-    DeviceTimeoutError,
-    NotConnectedError,
-    SafetyClass,
-    ThermalCaps,
-    ThermalState,
-)
+from drivers.base import ThermalCaps, ThermalState
 from drivers.codecs import open_profile as op
-from drivers.codecs.errors import DecodeError
-from drivers.device import DriverBase, DriverOptions
-from drivers.guards import check_cool, check_heat, check_lease_s
-from drivers.lease import LeaseKeeper
-from drivers.watch import (
-    EVENT_NAMES,
-    NOT_ACKNOWLEDGED,
-    STUCK_OUTPUT,
-    StuckOutputDetector,
-    flag_fault_names,
-)
+from drivers.device import DriverOptions
+from drivers.guards import check_cool, check_heat
+from drivers.open_device import OpenProfileDevice
+from drivers.watch import STUCK_OUTPUT, StuckOutputDetector, flag_fault_names
 
 __all__ = ["UNKNOWN_MODE", "OpenThermalPad"]
 
@@ -57,12 +42,15 @@ def _celsius_span(span: tuple[int, int] | None) -> tuple[float, float] | None:
     return None if span is None else (op.centi_to_celsius(span[0]), op.centi_to_celsius(span[1]))
 
 
-class OpenThermalPad(DriverBase[ThermalState]):
+class OpenThermalPad(OpenProfileDevice[ThermalState, op.ThermalCapabilities]):
     """A thermal pad (heat, cold or both) on the open profile."""
 
     DRIVER = "open-thermal"
     KIND = "thermal"
-    SAFETY_CLASS = SafetyClass.LEASE
+    _CONTROL_POINT_UUID = op.THERMAL_CONTROL_POINT_UUID
+    _CAPABILITIES_UUID = op.THERMAL_CAPABILITIES_UUID
+    _OFF_COMMAND = "OFF"
+    _ALREADY_OFF = "the output was already OFF"
 
     def __init__(
         self,
@@ -71,22 +59,10 @@ class OpenThermalPad(DriverBase[ThermalState]):
         lease_s: float = op.DEFAULT_LEASE_MS / 1000,
         **options: Unpack[DriverOptions],
     ) -> None:
-        self._lease_ms = check_lease_s(lease_s, address=address)
-        super().__init__(address, describe_att_error=op.describe_att_error, **options)
-        self._state = ThermalState()
-        self._capabilities: op.ThermalCapabilities | None = None
-        self._device_faults: frozenset[str] = frozenset()
+        super().__init__(address, ThermalState(), lease_s=lease_s, **options)
         self._stuck = StuckOutputDetector()
-        self._lease = LeaseKeeper(
-            clock=self._clock, renew=self._renew, on_failure=self._renewal_failed, label=self.label
-        )
 
     # --- what the contract exposes ------------------------------------------------------------
-
-    @property
-    def state(self) -> ThermalState:
-        """The latest state (replaced, never mutated)."""
-        return self._state
 
     @property
     def caps(self) -> ThermalCaps:
@@ -112,11 +88,6 @@ class OpenThermalPad(DriverBase[ThermalState]):
         """The cold setpoint range in °C (None: the pad cannot cool)."""
         return _celsius_span(self._require_capabilities().cold_range_centi)
 
-    @property
-    def lease_s(self) -> float:
-        """The lease every ON carries, seconds."""
-        return self._lease_ms / 1000
-
     async def heat(self, celsius: float) -> None:
         """Heat towards ``celsius``; renews the lease every second until :meth:`off`."""
         check_heat(celsius, self.heat_range, label=self.label, address=self._info.address)
@@ -137,17 +108,10 @@ class OpenThermalPad(DriverBase[ThermalState]):
         if not self._link.connected:
             return
         was, plate = self._state.mode, self._state.plate_celsius
-        await self._link.write(op.THERMAL_CONTROL_POINT_UUID, bytes(op.OutputOff()), what="OFF")
+        await self._send_off()
         if was != "off":
             self._stuck.switched_off(was, plate)
-        self._set(replace(self._state, mode="off", setpoint_celsius=None, lease_remaining_s=None))
-
-    async def clear_faults(self) -> None:
-        """Ask the pad to clear latched flags whose condition has ended; forget host faults."""
-        await self._link.write(
-            op.THERMAL_CONTROL_POINT_UUID, bytes(op.ClearFlags()), what="CLEAR_FLAGS"
-        )
-        self.clear_host_faults()
+        self._set(self._off_state())
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -155,67 +119,25 @@ class OpenThermalPad(DriverBase[ThermalState]):
         self._require_ready()
         mode = _MODES[command.mode]
         self._stuck.switched_on()
-        # An accepted START clears the latched events (lease-expired ...): drop them first so
-        # no telemetry in between republishes a stale "lease expired" for the new step.
-        before, self._device_faults = self._device_faults, self._device_faults - EVENT_NAMES
-        try:
-            await self._link.write(
-                op.THERMAL_CONTROL_POINT_UUID,
-                bytes(command),
-                what=f"{mode} START at {command.setpoint_c:g} °C",
-            )
-        except DeviceError:
-            self._device_faults = before
-            raise
+        await self._send_start(command, f"{mode} START at {command.setpoint_c:g} °C")
         self._set(
             replace(
                 self._state,
                 mode=mode,
                 setpoint_celsius=command.setpoint_c,
                 lease_remaining_s=command.lease_ms / 1000,
-                faults=self._device_faults | self._host_faults,
+                faults=self._faults(),
             )
         )
         self._lease.start()
 
-    async def _renew(self) -> None:
-        await self._link.write(
-            op.THERMAL_CONTROL_POINT_UUID,
-            bytes(op.LeaseRenew(self._lease_ms)),
-            what="lease renewal",
-        )
-
-    def _renewal_failed(self, exc: DeviceError) -> None:
-        if isinstance(exc, DeviceTimeoutError):
-            self._set_host_fault(NOT_ACKNOWLEDGED, present=True)
-        elif (
-            isinstance(exc, DeviceRefusedError)
-            and exc.att_error == op.AttError.NOT_PERMITTED_IN_STATE
-        ):
-            logger.info("%s: the output was already OFF when the lease was renewed", self.label)
-        elif not isinstance(exc, NotConnectedError):
-            logger.error("%s: lease renewal failed: %s", self.label, exc)
-
     # --- set-up and notifications -------------------------------------------------------------
 
-    def _require_capabilities(self) -> op.ThermalCapabilities:
-        if self._capabilities is None:
-            raise NotConnectedError(
-                f"Connect to {self.label} before using it: its capabilities are read on connect.",
-                address=self._info.address,
-            )
-        return self._capabilities
+    def _decode_capabilities(self, data: bytes) -> op.ThermalCapabilities:
+        return op.ThermalCapabilities.from_bytes(data)
 
     async def _set_up(self) -> None:
-        raw = await self._link.read(op.THERMAL_CAPABILITIES_UUID, what="capabilities read")
-        try:
-            self._capabilities = op.ThermalCapabilities.from_bytes(raw)
-        except DecodeError as exc:
-            raise DeviceError(
-                f"{self.label} sent capabilities this driver cannot read ({exc.problem}); "
-                "update relieve.",
-                address=self._info.address,
-            ) from exc
+        await self._read_capabilities()
         await self._link.subscribe(op.THERMAL_STATE_UUID, self._on_state_frame)
         await self._link.subscribe(op.PLATE_TEMPERATURE_UUID, self._on_plate_frame)
         self._on_plate_frame(await self._link.read(op.PLATE_TEMPERATURE_UUID, what="plate read"))
@@ -223,14 +145,12 @@ class OpenThermalPad(DriverBase[ThermalState]):
         if self._state.on:
             logger.warning("%s was ON when we connected: switching it OFF first", self.label)
         # OFF first, always (SAFETY.md S2): never resume what ran before the link came up.
-        await self._link.write(op.THERMAL_CONTROL_POINT_UUID, bytes(op.OutputOff()), what="OFF")
-        self._set(replace(self._state, mode="off", setpoint_celsius=None, lease_remaining_s=None))
+        await self._send_off()
+        self._set(self._off_state())
 
     def _on_state_frame(self, data: bytes) -> None:
-        try:
-            frame = op.ThermalState.from_bytes(data)
-        except DecodeError as exc:
-            logger.warning("%s: unreadable state %s: %s", self.label, data.hex(" "), exc)
+        frame = self._decode(op.ThermalState.from_bytes, data, "state")
+        if frame is None:
             return
         mode = _MODES.get(frame.mode)
         faults = flag_fault_names(frame.flags)
@@ -252,19 +172,16 @@ class OpenThermalPad(DriverBase[ThermalState]):
                 mode=mode,
                 setpoint_celsius=frame.setpoint_c,
                 lease_remaining_s=frame.lease_remaining_ms / 1000 if frame.is_on else None,
-                faults=self._device_faults | self._host_faults,
+                faults=self._faults(),
                 updated_at=self._clock.now(),
             )
         )
 
     def _on_plate_frame(self, data: bytes) -> None:
-        try:
-            plate = op.PlateTemperature.from_bytes(data).celsius
-        except DecodeError as exc:
-            logger.warning(
-                "%s: unreadable plate temperature %s: %s", self.label, data.hex(" "), exc
-            )
+        frame = self._decode(op.PlateTemperature.from_bytes, data, "plate temperature")
+        if frame is None:
             return
+        plate = frame.celsius
         self._note_telemetry()
         if self._stuck.plate(plate):
             self._host_faults.add(STUCK_OUTPUT)
@@ -273,43 +190,14 @@ class OpenThermalPad(DriverBase[ThermalState]):
                 self._state,
                 plate_celsius=plate,
                 updated_at=self._clock.now(),
-                faults=self._device_faults | self._host_faults,
+                faults=self._faults(),
             )
         )
 
     # --- hooks --------------------------------------------------------------------------------
 
-    def _set(self, state: ThermalState) -> None:
-        if state != self._state:
-            self._state = state
-            self._publish(state)
-
-    def _went_up(self) -> None:
-        self._set(replace(self._state, connected=True, battery=self._info.battery))
-
-    def _went_down(self) -> None:
-        # The open profile turns every output OFF when the link drops (LINK_LOST).
-        self._set(
-            replace(
-                self._state,
-                connected=False,
-                mode="off",
-                setpoint_celsius=None,
-                lease_remaining_s=None,
-            )
-        )
-
-    def _faults_changed(self) -> None:
-        self._set(replace(self._state, faults=self._device_faults | self._host_faults))
-
-    def _stop_output(self) -> None:
-        self._lease.cancel()
-
     def _telemetry_expected(self) -> bool:
-        return True
-
-    def _battery_changed(self, percent: int) -> None:
-        self._set(replace(self._state, battery=percent))
+        return True  # the plate temperature arrives every second, ON or OFF
 
     async def _off_before_disconnect(self) -> None:
         await self.off()

@@ -11,14 +11,14 @@ keep-alive the vendor apps send).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Generic, TypeVar
 
 from drivers.base import DeviceError, DeviceTimeoutError
 from drivers.clock import Clock
 from drivers.connection import COMMAND_RETRIES
+from drivers.periodic import PeriodicTask
 
 __all__ = ["REPLY_TIMEOUT_S", "Poller", "Reply", "request"]
 
@@ -76,7 +76,7 @@ async def request(
     )
 
 
-class Poller:
+class Poller(PeriodicTask):
     """Calls ``poll`` every ``busy_s`` clock seconds while ``busy()``, else every ``idle_s``."""
 
     def __init__(
@@ -90,44 +90,19 @@ class Poller:
         busy_s: float,
         idle_s: float,
     ) -> None:
-        self._clock = clock
-        self._poll = poll
+        super().__init__(
+            clock=clock, action=poll, on_failure=on_failure, label=label, what="status poll"
+        )
         self._busy = busy
-        self._on_failure = on_failure
-        self._label = label
         self.busy_s = busy_s
         self.idle_s = idle_s
-        self._task: asyncio.Task[None] | None = None
 
     def restart(self) -> None:
         """(Re)start polling from now: call it when the output starts or stops."""
         self.cancel()
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name=f"status poll {self._label}"
-        )
+        self._launch()
 
-    def cancel(self) -> None:
-        """Stop polling (from synchronous code)."""
-        task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-
-    async def stop(self) -> None:
-        """Stop polling and wait until no poll is in flight."""
-        task, self._task = self._task, None
-        if task is None or task is asyncio.current_task():
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    async def _run(self) -> None:
+    async def _ticks(self) -> AsyncGenerator[None, None]:
         while True:
             await self._clock.sleep(self.busy_s if self._busy() else self.idle_s)
-            try:
-                await self._poll()
-            except DeviceError as exc:
-                logger.debug("%s: status poll failed: %s", self._label, exc)
-                self._task = None
-                self._on_failure(exc)
-                return
+            yield

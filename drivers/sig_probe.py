@@ -20,7 +20,6 @@ from typing import Final, Unpack
 from drivers.base import DeviceError, ProbeReading, SafetyClass
 from drivers.codecs import sig_common as sig
 from drivers.codecs import sig_thermometer as ht
-from drivers.codecs.errors import DecodeError
 from drivers.device import DriverBase, DriverOptions
 from drivers.polling import Poller
 
@@ -86,20 +85,15 @@ class SigThermometer(DriverBase[ProbeReading]):
         self._on_temperature(await self._link.read(sig.TEMPERATURE_UUID, what="temperature read"))
 
     def _on_measurement(self, data: bytes) -> None:
-        try:
-            celsius = ht.TemperatureMeasurement.from_bytes(data).celsius
-        except DecodeError as exc:
-            logger.warning("%s: unreadable measurement %s: %s", self.label, data.hex(" "), exc)
-            return
-        self._record(celsius if math.isfinite(celsius) else None)
+        frame = self._decode(ht.TemperatureMeasurement.from_bytes, data, "measurement")
+        if frame is not None:
+            celsius = frame.celsius
+            self._record(celsius if math.isfinite(celsius) else None)
 
     def _on_temperature(self, data: bytes) -> None:
-        try:
-            celsius = sig.EnvironmentalTemperature.from_bytes(data).celsius
-        except DecodeError as exc:
-            logger.warning("%s: unreadable temperature %s: %s", self.label, data.hex(" "), exc)
-            return
-        self._record(celsius)
+        frame = self._decode(sig.EnvironmentalTemperature.from_bytes, data, "temperature")
+        if frame is not None:
+            self._record(frame.celsius)
 
     def _record(self, celsius: float | None) -> None:
         self._note_telemetry()

@@ -17,20 +17,12 @@ import logging
 from dataclasses import replace
 from typing import Final, Unpack
 
-from drivers.base import (
-    DeviceError,
-    DeviceTimeoutError,
-    NotConnectedError,
-    PercussionCaps,
-    PercussionState,
-    SafetyClass,
-)
+from drivers.base import DeviceError, PercussionCaps, PercussionState
 from drivers.codecs import theragun as tg
-from drivers.codecs.errors import DecodeError
-from drivers.device import DriverBase, DriverOptions
+from drivers.device import DriverOptions
 from drivers.guards import check_rpm, check_run_cap_s
-from drivers.polling import Poller, Reply, request
-from drivers.watch import NOT_ACKNOWLEDGED, STUCK_OUTPUT
+from drivers.host_timed import HostTimedDevice
+from drivers.polling import Reply, request
 
 __all__ = ["BUSY_POLL_S", "IDLE_POLL_S", "MIN_RPM", "Theragun"]
 
@@ -50,12 +42,11 @@ VERSION_TIMEOUT_S = 2.0
 FALLBACK_MODEL: Final = tg.TheragunModel.PRIME
 
 
-class Theragun(DriverBase[PercussionState]):
+class Theragun(HostTimedDevice[PercussionState]):
     """A Theragun Gen-4 gun on its vendor protocol."""
 
     DRIVER = "theragun"
     KIND = "percussion"
-    SAFETY_CLASS = SafetyClass.HOST_TIMED
 
     def __init__(
         self,
@@ -64,21 +55,12 @@ class Theragun(DriverBase[PercussionState]):
         model: tg.TheragunModel | None = None,
         **options: Unpack[DriverOptions],
     ) -> None:
-        super().__init__(address, **options)
+        super().__init__(
+            address, PercussionState(), busy_s=BUSY_POLL_S, idle_s=IDLE_POLL_S, **options
+        )
         self._model = model
-        self._state = PercussionState()
         self._status: Reply[tg.StatusNotification] = Reply()
         self._version: Reply[tg.VersionNotification] = Reply()
-        self._stopped_on_purpose = False
-        self._poller = Poller(
-            clock=self._clock,
-            poll=self._poll,
-            busy=lambda: self._state.running,
-            on_failure=self._poll_failed,
-            label=self.label,
-            busy_s=BUSY_POLL_S,
-            idle_s=IDLE_POLL_S,
-        )
 
     @property
     def model(self) -> tg.TheragunModel:
@@ -86,11 +68,6 @@ class Theragun(DriverBase[PercussionState]):
         if self._model is not None:
             return self._model
         return tg.model_for_name(self._info.name) or FALLBACK_MODEL
-
-    @property
-    def state(self) -> PercussionState:
-        """The latest state (replaced, never mutated)."""
-        return self._state
 
     @property
     def caps(self) -> PercussionCaps:
@@ -116,24 +93,18 @@ class Theragun(DriverBase[PercussionState]):
         self._stopped_on_purpose = False
         await self._send(tg.SetSpeed.for_model(self.model, rpm), what=f"speed {rpm} rpm")
         self._set(replace(self._state, running=True, target_rpm=rpm))
-        self._poller.restart()
-        await self.request_status()  # read back what the gun does now
+        await self._read_back()  # what the gun does now
 
     async def stop(self) -> None:
         """Stop the gun. Idempotent; without a link it raises: the gun would keep running."""
-        if not self._link.connected:
-            if not self._state.running:
-                return
-            raise NotConnectedError(
-                f"{self.label} cannot be stopped: the link is down and the gun keeps running "
-                "on its own; stop it with its button.",
-                address=self._info.address,
-            )
+        if self._nothing_to_switch_off(
+            f"{self.label} cannot be stopped: the link is down and the gun keeps running "
+            "on its own; stop it with its button."
+        ):
+            return
         await self._send(tg.SetSpeed.stop(), what="stop")
-        self._stopped_on_purpose = True
-        self._set(replace(self._state, running=False, target_rpm=None))
-        self._poller.restart()
-        await self.request_status()  # read back: a gun that still runs is stuck
+        self._switched_off()
+        await self._read_back()  # a gun that still runs is stuck
 
     async def request_status(self) -> tg.StatusNotification:
         """Ask the gun for its status; the answer also updates :attr:`state`."""
@@ -149,13 +120,6 @@ class Theragun(DriverBase[PercussionState]):
         await self._link.write(
             tg.COMMAND_UUID, bytes(command), what=what, response=command.WITH_RESPONSE
         )
-
-    async def _poll(self) -> None:
-        await self.request_status()
-
-    def _poll_failed(self, exc: DeviceError) -> None:
-        if isinstance(exc, DeviceTimeoutError):
-            self._set_host_fault(NOT_ACKNOWLEDGED, present=True)
 
     async def _set_up(self) -> None:
         self._stopped_on_purpose = False  # what happened while away is not ours to judge
@@ -173,15 +137,12 @@ class Theragun(DriverBase[PercussionState]):
             logger.warning("%s was running when we connected: stopping it first", self.label)
         # STOP first, always (SAFETY.md S2): never resume what ran before the link came up.
         await self._send(tg.SetSpeed.stop(), what="stop")
-        self._stopped_on_purpose = True
-        self._set(replace(self._state, running=False, target_rpm=None))
+        self._switched_off()
         self._poller.restart()
 
     def _on_notification(self, data: bytes) -> None:
-        try:
-            frame = tg.decode_notification(data)
-        except DecodeError as exc:
-            logger.warning("%s: unreadable notification %s: %s", self.label, data.hex(" "), exc)
+        frame = self._decode(tg.decode_notification, data, "notification")
+        if frame is None:
             return
         if isinstance(frame, tg.VersionNotification):
             self._info = replace(self._info, firmware=frame.text)
@@ -192,9 +153,7 @@ class Theragun(DriverBase[PercussionState]):
             logger.debug("%s: notification type 0x%02X ignored", self.label, frame.frame_type)
 
     def _on_status(self, status: tg.StatusNotification) -> None:
-        self._note_telemetry()
-        if status.running and self._stopped_on_purpose:
-            self._host_faults.add(STUCK_OUTPUT)  # running although the stop was acknowledged
+        self._status_arrived(on=status.running)
         self._set(
             replace(
                 self._state,
@@ -202,34 +161,10 @@ class Theragun(DriverBase[PercussionState]):
                 target_rpm=self._state.target_rpm if status.running else None,
                 measured_rpm=status.rpm,
                 updated_at=self._clock.now(),
-                faults=frozenset(self._host_faults),
+                faults=self._faults(),
             )
         )
         self._status.resolve(status)
-
-    def _set(self, state: PercussionState) -> None:
-        if state != self._state:
-            self._state = state
-            self._publish(state)
-
-    def _went_up(self) -> None:
-        self._set(replace(self._state, connected=True, battery=self._info.battery))
-
-    def _went_down(self) -> None:
-        # Host-timed: the gun keeps doing what it did; only the link is gone.
-        self._set(replace(self._state, connected=False))
-
-    def _faults_changed(self) -> None:
-        self._set(replace(self._state, faults=frozenset(self._host_faults)))
-
-    def _stop_output(self) -> None:
-        self._poller.cancel()
-
-    def _telemetry_expected(self) -> bool:
-        return self._state.running
-
-    def _battery_changed(self, percent: int) -> None:
-        self._set(replace(self._state, battery=percent))
 
     async def _off_before_disconnect(self) -> None:
         await self.stop()

@@ -1,0 +1,149 @@
+"""What the open-profile drivers share: the lease, the Control Point, Capabilities, faults.
+
+Both open-profile services (thermal and percussion, docs/gatt-profile.md) take every command on
+a Control Point, describe the device in a Capabilities characteristic read on connect, latch
+fault and event flags in their State, and need every ON renewed before its lease runs out
+(SAFETY.md H4). :class:`OpenProfileDevice` holds that logic; a service's driver names its
+UUIDs, decodes its own Capabilities and States, and says how its logs word things.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import replace
+from typing import ClassVar, Generic, SupportsBytes, TypeVar, Unpack
+
+from drivers.base import (
+    DeviceError,
+    DeviceRefusedError,
+    DeviceTimeoutError,
+    NotConnectedError,
+    SafetyClass,
+)
+from drivers.codecs import open_profile as op
+from drivers.codecs.errors import DecodeError
+from drivers.device import DriverOptions
+from drivers.guards import check_lease_s
+from drivers.lease import LeaseKeeper
+from drivers.output import OutputDriver, OutputStateT
+from drivers.watch import EVENT_NAMES, NOT_ACKNOWLEDGED
+
+__all__ = ["CapabilitiesT", "OpenProfileDevice"]
+
+CapabilitiesT = TypeVar("CapabilitiesT", op.ThermalCapabilities, op.PercussionCapabilities)
+
+
+class OpenProfileDevice(OutputDriver[OutputStateT], Generic[OutputStateT, CapabilitiesT]):
+    """A device on one open-profile service (safety class: lease)."""
+
+    SAFETY_CLASS = SafetyClass.LEASE
+
+    _CONTROL_POINT_UUID: ClassVar[str]
+    """The service's Control Point: every command is written here."""
+    _CAPABILITIES_UUID: ClassVar[str]
+    """The service's Capabilities characteristic, read on every connect."""
+    _OFF_COMMAND: ClassVar[str]
+    """How the logs name the OFF command ("OFF" for a pad, "STOP" for a gun)."""
+    _ALREADY_OFF: ClassVar[str]
+    """Logged when a renewal is refused because the output had stopped already."""
+
+    def __init__(
+        self,
+        address: str,
+        state: OutputStateT,
+        *,
+        lease_s: float,
+        **options: Unpack[DriverOptions],
+    ) -> None:
+        self._lease_ms = check_lease_s(lease_s, address=address)
+        super().__init__(address, state, describe_att_error=op.describe_att_error, **options)
+        self._capabilities: CapabilitiesT | None = None
+        self._device_faults: frozenset[str] = frozenset()
+        self._lease = LeaseKeeper(
+            clock=self._clock, renew=self._renew, on_failure=self._renewal_failed, label=self.label
+        )
+
+    @property
+    def lease_s(self) -> float:
+        """The lease every ON (every run of a gun) carries, seconds."""
+        return self._lease_ms / 1000
+
+    async def clear_faults(self) -> None:
+        """Ask the device to clear latched flags whose condition has ended; forget host faults."""
+        await self._write(op.ClearFlags(), "CLEAR_FLAGS")
+        self.clear_host_faults()
+
+    # --- what each service provides -----------------------------------------------------------
+
+    @abc.abstractmethod
+    def _decode_capabilities(self, data: bytes) -> CapabilitiesT:
+        """The service's Capabilities frame (DecodeError when unreadable)."""
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def _write(self, command: SupportsBytes, what: str) -> None:
+        await self._link.write(self._CONTROL_POINT_UUID, bytes(command), what=what)
+
+    async def _send_off(self) -> None:
+        await self._write(op.OutputOff(), self._OFF_COMMAND)
+
+    async def _send_start(self, command: SupportsBytes, what: str) -> None:
+        """Write a START; the device's latched events are dropped unless it is refused.
+
+        An accepted START clears the latched events (lease-expired ...): drop them first so no
+        telemetry in between republishes a stale "lease expired" for the new step.
+        """
+        before, self._device_faults = self._device_faults, self._device_faults - EVENT_NAMES
+        try:
+            await self._write(command, what)
+        except DeviceError:
+            self._device_faults = before
+            raise
+
+    async def _renew(self) -> None:
+        await self._write(op.LeaseRenew(self._lease_ms), "lease renewal")
+
+    def _renewal_failed(self, exc: DeviceError) -> None:
+        if isinstance(exc, DeviceTimeoutError):
+            self._set_host_fault(NOT_ACKNOWLEDGED, present=True)
+        elif (
+            isinstance(exc, DeviceRefusedError)
+            and exc.att_error == op.AttError.NOT_PERMITTED_IN_STATE
+        ):
+            self._log.info("%s: %s when the lease was renewed", self.label, self._ALREADY_OFF)
+        elif not isinstance(exc, NotConnectedError):
+            self._log.error("%s: lease renewal failed: %s", self.label, exc)
+
+    # --- capabilities -------------------------------------------------------------------------
+
+    def _require_capabilities(self) -> CapabilitiesT:
+        if self._capabilities is None:
+            raise NotConnectedError(
+                f"Connect to {self.label} before using it: its capabilities are read on connect.",
+                address=self._info.address,
+            )
+        return self._capabilities
+
+    async def _read_capabilities(self) -> None:
+        """Read the Capabilities (the first step of every set-up)."""
+        raw = await self._link.read(self._CAPABILITIES_UUID, what="capabilities read")
+        try:
+            self._capabilities = self._decode_capabilities(raw)
+        except DecodeError as exc:
+            raise DeviceError(
+                f"{self.label} sent capabilities this driver cannot read ({exc.problem}); "
+                "update relieve.",
+                address=self._info.address,
+            ) from exc
+
+    # --- hooks --------------------------------------------------------------------------------
+
+    def _faults(self) -> frozenset[str]:
+        return self._device_faults | self._host_faults
+
+    def _went_down(self) -> None:
+        # The open profile turns every output OFF when the link drops (LINK_LOST).
+        self._set(replace(self._off_state(), connected=False))
+
+    def _stop_output(self) -> None:
+        self._lease.cancel()
