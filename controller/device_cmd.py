@@ -49,6 +49,10 @@ __all__ = [
     "scan",
 ]
 
+# The gun's own run cap is set this much past the host's stop, so the device's backstop never
+# races the host's planned stop (its timer starts when the START arrives, after ours).
+GUN_CAP_MARGIN_S = 2.0
+
 # Clock seconds between progress lines while an output runs.
 PROGRESS_S = 30.0
 # Clock seconds between checks that the device is still connected, on and fault-free.
@@ -298,7 +302,8 @@ async def _run_output(
         out.write(
             f"Running {name} at {rpm} per minute for {format_duration(seconds)}. {_bound(gun)}\n"
         )
-        await gun.run(rpm, run_cap_s=seconds)
+        # relieve stops the gun after `seconds`; the gun's own cap is the backstop just after it
+        await gun.run(rpm, run_cap_s=seconds + GUN_CAP_MARGIN_S)
         await _hold(gun, seconds, clock, out, lambda: _gun_line(gun.state))
     await _stop_output(target)
     out.write(f"Done: {name} is OFF.\n")

@@ -96,8 +96,9 @@ class ScaledClock:
 
 # How many event-loop turns the virtual clock lets pass before it believes that every task
 # has either finished or gone to sleep on the clock. In-process work (bumble's LocalLink,
-# queues, futures) completes in a few turns per hop; 20 turns covers a GATT round trip.
-SETTLE_TURNS = 20
+# queues, futures) completes in a few turns per hop; a GATT round trip takes about 10, and a
+# driver command with its follow-up notifications up to ~40: 60 leaves a margin.
+SETTLE_TURNS = 60
 
 
 class VirtualClock:

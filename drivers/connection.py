@@ -228,14 +228,26 @@ class Connection:
         char = self.characteristic(uuid)
         return char is not None and bool({"notify", "indicate"} & set(char.properties))
 
-    async def write(self, uuid: str, data: bytes, *, what: str, response: bool = True) -> None:
-        """Write ``data`` to ``uuid``; retried when not acknowledged, refusals raised."""
+    async def write(
+        self,
+        uuid: str,
+        data: bytes,
+        *,
+        what: str,
+        response: bool = True,
+        withdrawn: Callable[[], bool] | None = None,
+    ) -> None:
+        """Write ``data`` to ``uuid``; retried when not acknowledged, refusals raised.
+
+        ``withdrawn`` is asked before every attempt; when it says True the write is abandoned
+        with ``CancelledError`` (its owner stopped it; the cancellation may have been lost below).
+        """
 
         async def attempt(client: BleakClient) -> None:
             logger.debug("GATT write %s %s <- %s (%s)", self.address, uuid, data.hex(" "), what)
             await client.write_gatt_char(uuid, data, response=response)
 
-        await self._command(what, attempt)
+        await self._command(what, attempt, withdrawn=withdrawn)
 
     async def read(self, uuid: str, *, what: str) -> bytes:
         """Read characteristic ``uuid``."""
@@ -261,10 +273,19 @@ class Connection:
 
         await self._command(f"subscription to {uuid}", attempt)
 
-    async def _command(self, what: str, attempt: Callable[[BleakClient], Awaitable[_T]]) -> _T:
+    async def _command(
+        self,
+        what: str,
+        attempt: Callable[[BleakClient], Awaitable[_T]],
+        *,
+        withdrawn: Callable[[], bool] | None = None,
+    ) -> _T:
         async with self._op_lock:
             tries = 1 + COMMAND_RETRIES
             for number in range(1, tries + 1):
+                if withdrawn is not None and withdrawn():
+                    logger.debug("%s: %s withdrawn before attempt %d", self.label, what, number)
+                    raise asyncio.CancelledError(f"the {what} was withdrawn")
                 client = self._require()
                 try:
                     async with asyncio.timeout(self.command_timeout_s):

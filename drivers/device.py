@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypedDict, TypeVar
 
@@ -37,6 +36,7 @@ from drivers.clock import Clock, MonotonicClock, at_least_real
 from drivers.codecs import sig_common as sig
 from drivers.codecs.errors import DecodeError
 from drivers.connection import COMMAND_TIMEOUT_S, AttDescriber, Connection
+from drivers.tasks import cancel_and_wait
 from drivers.watch import TELEMETRY_STALL_S, stalled
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ __all__ = [
     "OFF_TIMEOUT_S",
     "RECONNECT_BACKOFF_S",
     "STALL_CHECK_INTERVAL_S",
+    "TASK_STOP_WAIT_S",
     "TELEMETRY_STALL",
     "DriverBase",
     "DriverOptions",
@@ -58,6 +59,10 @@ logger = logging.getLogger(__name__)
 RECONNECT_BACKOFF_S = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 # Real seconds disconnect() waits for the OFF it sends first before dropping the link anyway.
 OFF_TIMEOUT_S = 5.0
+# Real seconds disconnect() and halt() wait for a cancelled background task (a reconnect in the
+# middle of a GATT command, the watchdog) to end: one GATT command's time-out. A task that takes
+# longer lost its cancellation below; they go on without it rather than wait without limit.
+TASK_STOP_WAIT_S = COMMAND_TIMEOUT_S
 # Clock seconds between two looks of the telemetry watchdog.
 STALL_CHECK_INTERVAL_S = 1.0
 # Under a scaled clock (demos at x60) the stall limit is at least this much real time, so
@@ -231,13 +236,15 @@ class DriverBase(abc.ABC, Generic[StateT]):
             self._watchdog = self._spawn(self._watch_telemetry(), "telemetry watchdog")
 
     async def disconnect(self) -> None:
-        """Turn outputs OFF (best effort, bounded) and disconnect."""
+        """Turn outputs OFF (best effort, bounded) and disconnect.
+
+        Every wait is bounded (a reconnect in progress, the OFF, the background tasks); if the
+        caller is cancelled meanwhile, its ``CancelledError`` propagates.
+        """
         self._wanted = False
         reconnecting, self._reconnect_task = self._reconnect_task, None
-        if reconnecting is not None and reconnecting is not asyncio.current_task():
-            reconnecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reconnecting
+        if reconnecting is not None:
+            await self._end_tasks([reconnecting], "reconnect")
         if self._link.connected:
             try:
                 async with asyncio.timeout(OFF_TIMEOUT_S):
@@ -258,13 +265,26 @@ class DriverBase(abc.ABC, Generic[StateT]):
         when the lease runs out; a host-timed one keeps running. Use it for fault drills.
         """
         self._stop_output()
-        current = asyncio.current_task()
-        tasks = [task for task in self._tasks if task is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._end_tasks(self._tasks, "background task")
         self._watchdog = None
         self._reconnect_task = None
+
+    async def _end_tasks(self, tasks: Iterable[asyncio.Task[None]], what: str) -> None:
+        """Cancel ``tasks`` and wait for them at most :data:`TASK_STOP_WAIT_S`.
+
+        The caller's own cancellation propagates. A task still running after the wait lost its
+        cancellation below; it stays held in ``_tasks`` and ends on its own (a reconnect sees
+        ``_wanted`` False and drops the link it made).
+        """
+        still_running = await cancel_and_wait(list(tasks), within_s=TASK_STOP_WAIT_S)
+        for task in still_running:
+            logger.warning(
+                "%s: %s %s still running %.1f s after it was cancelled; going on without it",
+                self.label,
+                what,
+                task.get_name(),
+                TASK_STOP_WAIT_S,
+            )
 
     def _on_link_lost(self) -> None:
         """The link dropped without being asked to: publish it, stop renewals, reconnect."""
@@ -288,6 +308,9 @@ class DriverBase(abc.ABC, Generic[StateT]):
                         return
                     self._link.forget_device()
                     await self._establish()
+                    if not self._wanted:  # disconnect() gave up waiting for this attempt
+                        await self._drop_unwanted_link()
+                        return
             except DeviceError as exc:
                 logger.warning("%s: reconnect attempt %d failed: %s", self.label, attempt, exc)
                 continue
@@ -300,6 +323,16 @@ class DriverBase(abc.ABC, Generic[StateT]):
             logger.info("%s: reconnected (attempt %d); the output is OFF", self.label, attempt)
             self._reconnect_task = None
             return
+
+    async def _drop_unwanted_link(self) -> None:
+        """A reconnect finished after disconnect() went on without it: disconnect again."""
+        logger.info("%s: reconnected after disconnect(); disconnecting again", self.label)
+        self._ready = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        await self._link.close()
+        self._went_down()
 
     # --- Device Information, Battery, telemetry watchdog --------------------------------------
 

@@ -138,6 +138,7 @@ class HeatingMat(HostTimedDevice[ThermalState]):
             what="status request",
             label=self.label,
             address=self._info.address,
+            withdrawn=self._poller.call_withdrawn,
         )
 
     async def _write(self, uuid: str, data: bytes, what: str) -> None:

@@ -48,6 +48,7 @@ class HostTimedDevice(OutputDriver[OutputStateT]):
             label=self.label,
             busy_s=busy_s,
             idle_s=idle_s,
+            stop_wait_s=self._link.command_timeout_s,
         )
 
     @abc.abstractmethod

@@ -3,7 +3,8 @@
 While an output is ON the device holds a lease (SAFETY.md H4, at most 5 s) and turns the
 output OFF by itself when no renewal arrives in time. :class:`LeaseKeeper` sends the renewals
 on the injected :class:`~drivers.clock.Clock` at absolute deadlines (``start + n * interval``,
-so delays do not accumulate), and reports the first renewal that fails.
+so delays do not accumulate), and reports the first renewal that fails. Once stopped it sends
+no renewal, even when the cancellation of the one in flight is lost (see :mod:`drivers.periodic`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from drivers.base import DeviceError
 from drivers.clock import Clock
 from drivers.codecs import open_profile as op
-from drivers.periodic import PeriodicTask
+from drivers.periodic import STOP_WAIT_S, PeriodicTask
 
 __all__ = ["LeaseKeeper"]
 
@@ -29,9 +30,15 @@ class LeaseKeeper(PeriodicTask):
         on_failure: Callable[[DeviceError], None],
         label: str,
         interval_s: float = op.RENEW_INTERVAL_S,
+        stop_wait_s: float = STOP_WAIT_S,
     ) -> None:
         super().__init__(
-            clock=clock, action=renew, on_failure=on_failure, label=label, what="lease renewal"
+            clock=clock,
+            action=renew,
+            on_failure=on_failure,
+            label=label,
+            what="lease renewal",
+            stop_wait_s=stop_wait_s,
         )
         self.interval_s = interval_s
 

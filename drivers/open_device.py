@@ -10,6 +10,7 @@ UUIDs, decodes its own Capabilities and States, and says how its logs word thing
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import replace
 from typing import ClassVar, Generic, SupportsBytes, TypeVar, Unpack
 
@@ -60,7 +61,11 @@ class OpenProfileDevice(OutputDriver[OutputStateT], Generic[OutputStateT, Capabi
         self._capabilities: CapabilitiesT | None = None
         self._device_faults: frozenset[str] = frozenset()
         self._lease = LeaseKeeper(
-            clock=self._clock, renew=self._renew, on_failure=self._renewal_failed, label=self.label
+            clock=self._clock,
+            renew=self._renew,
+            on_failure=self._renewal_failed,
+            label=self.label,
+            stop_wait_s=self._link.command_timeout_s,
         )
 
     @property
@@ -87,6 +92,21 @@ class OpenProfileDevice(OutputDriver[OutputStateT], Generic[OutputStateT, Capabi
     async def _send_off(self) -> None:
         await self._write(op.OutputOff(), self._OFF_COMMAND)
 
+    async def _switch_off(self, acknowledged: Callable[[], None]) -> None:
+        """Stop renewing and send OFF at once; ``acknowledged()`` runs when the device took it.
+
+        The keeper is stopped by its flag first, so OFF waits at most for the one renewal whose
+        ATT transaction is in flight (the link's command time-out), never for the renewal loop;
+        the keeper's task is then given a short bounded time to end. Without a link nothing is
+        sent: the device switched itself OFF when the link dropped (and would when its lease
+        ran out).
+        """
+        self._lease.cancel()
+        if self._link.connected:
+            await self._send_off()
+            acknowledged()
+        await self._lease.stop()
+
     async def _send_start(self, command: SupportsBytes, what: str) -> None:
         """Write a START; the device's latched events are dropped unless it is refused.
 
@@ -101,7 +121,13 @@ class OpenProfileDevice(OutputDriver[OutputStateT], Generic[OutputStateT, Capabi
             raise
 
     async def _renew(self) -> None:
-        await self._write(op.LeaseRenew(self._lease_ms), "lease renewal")
+        # Every attempt asks the keeper first: a renewal is never sent once it was stopped.
+        await self._link.write(
+            self._CONTROL_POINT_UUID,
+            bytes(op.LeaseRenew(self._lease_ms)),
+            what="lease renewal",
+            withdrawn=self._lease.call_withdrawn,
+        )
 
     def _renewal_failed(self, exc: DeviceError) -> None:
         if isinstance(exc, DeviceTimeoutError):

@@ -88,11 +88,7 @@ class OpenPercussionGun(OpenProfileDevice[PercussionState, op.PercussionCapabili
 
     async def stop(self) -> None:
         """Stop the gun and stop renewing. Idempotent (nothing to send without a link)."""
-        await self._lease.stop()
-        if not self._link.connected:
-            return
-        await self._send_off()
-        self._stopped()
+        await self._switch_off(self._stopped)
 
     def _stopped(self) -> None:
         """STOP was acknowledged: a motor that runs on from here is stuck."""

@@ -104,14 +104,14 @@ class OpenThermalPad(OpenProfileDevice[ThermalState, op.ThermalCapabilities]):
         Without a link there is nothing to send: the pad switched itself OFF when the link
         dropped (and would at the latest when its lease ran out).
         """
-        await self._lease.stop()
-        if not self._link.connected:
-            return
         was, plate = self._state.mode, self._state.plate_celsius
-        await self._send_off()
-        if was != "off":
-            self._stuck.switched_off(was, plate)
-        self._set(self._off_state())
+
+        def acknowledged() -> None:
+            if was != "off":
+                self._stuck.switched_off(was, plate)
+            self._set(self._off_state())
+
+        await self._switch_off(acknowledged)
 
     # --- commands -----------------------------------------------------------------------------
 

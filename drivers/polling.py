@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 from drivers.base import DeviceError, DeviceTimeoutError
 from drivers.clock import Clock
 from drivers.connection import COMMAND_RETRIES
-from drivers.periodic import PeriodicTask
+from drivers.periodic import STOP_WAIT_S, PeriodicTask
 
 __all__ = ["REPLY_TIMEOUT_S", "Poller", "Reply", "request"]
 
@@ -58,10 +58,17 @@ async def request(
     label: str,
     address: str,
     timeout_s: float = REPLY_TIMEOUT_S,
+    withdrawn: Callable[[], bool] | None = None,
 ) -> _T:
-    """Send a request and return the notification that answers it, retrying when none comes."""
+    """Send a request and return the notification that answers it, retrying when none comes.
+
+    ``withdrawn`` is asked before every send; when it says True the request is abandoned with
+    ``CancelledError`` (a poll whose poller was stopped: see :meth:`Poller.call_withdrawn`).
+    """
     tries = 1 + COMMAND_RETRIES
     for number in range(1, tries + 1):
+        if withdrawn is not None and withdrawn():
+            raise asyncio.CancelledError(f"the {what} was withdrawn")
         answer = reply.expect()
         await send()
         try:
@@ -89,9 +96,15 @@ class Poller(PeriodicTask):
         label: str,
         busy_s: float,
         idle_s: float,
+        stop_wait_s: float = STOP_WAIT_S,
     ) -> None:
         super().__init__(
-            clock=clock, action=poll, on_failure=on_failure, label=label, what="status poll"
+            clock=clock,
+            action=poll,
+            on_failure=on_failure,
+            label=label,
+            what="status poll",
+            stop_wait_s=stop_wait_s,
         )
         self._busy = busy
         self.busy_s = busy_s

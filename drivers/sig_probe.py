@@ -56,6 +56,7 @@ class SigThermometer(DriverBase[ProbeReading]):
             label=self.label,
             busy_s=POLL_S,
             idle_s=POLL_S,
+            stop_wait_s=self._link.command_timeout_s,
         )
 
     @property

@@ -114,6 +114,7 @@ class Theragun(HostTimedDevice[PercussionState]):
             what="status request",
             label=self.label,
             address=self._info.address,
+            withdrawn=self._poller.call_withdrawn,
         )
 
     async def _send(self, command: tg.TheragunCommand, *, what: str) -> None:

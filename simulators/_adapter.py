@@ -6,20 +6,23 @@ connections, one at a time. It reaches the virtual radio either in-process (its 
 :class:`~simulators.radio.SimController` joins a ``LocalLink``) or through an HCI transport
 (``unix:/path``, ``tcp-client:host:port``) to a simulator server that gives it a controller.
 
+Its ATT client works as BlueZ's does when a caller gives up (:class:`RequestLine`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailableReason, BleakError
-from bumble import core, hci
+from bumble import att, core, hci
 from bumble.device import Connection, Device
+from bumble.gatt import GATT_REQUEST_TIMEOUT
 from bumble.host import Host
 from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink, Transport, TransportSpecError
@@ -27,11 +30,13 @@ from bumble.transport.common import AsyncPipeSink, Transport, TransportSpecError
 from simulators.radio import SimController, detach_controller
 
 if TYPE_CHECKING:
+    from bumble.gatt_client import Client
     from bumble.link import LocalLink
 
 __all__ = [
     "DEVICE_LOOKUP_TIMEOUT_S",
     "NoSimulatedRadioError",
+    "RequestLine",
     "Sighting",
     "SimAdapter",
     "SimDeviceDetails",
@@ -406,3 +411,84 @@ async def disconnect_quietly(connection: Connection) -> None:
             await connection.disconnect()
     except (TimeoutError, core.BaseBumbleError) as exc:
         logger.debug("disconnect of %s did not complete: %r", connection.peer_address, exc)
+
+
+class RequestLine:
+    """A bumble GATT client's ATT requests: one at a time, never cancelled by their callers.
+
+    bumble sends one request at a time (``request_semaphore``) and takes the next response PDU,
+    and any error response, as the answer to ``pending_request``. Its own ``send_request``
+    cancels the pending request together with its caller, so the late response answered the
+    next request. This replaces ``client.send_request``: the caller is cancelled at once, but
+    its request keeps its place in line, is sent, and holds the line until its response (or
+    bumble's time-out, or the link's end) arrives; the outcome is dropped, as BlueZ does.
+    Uncontended requests take exactly as many loop turns as with bumble's own.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._loop = asyncio.get_running_loop()
+        self._line = client.request_semaphore
+        self._unseen: set[asyncio.Task[None]] = set()  # requests of cancelled callers
+        setattr(client, "send_request", self.send_request)  # noqa: B010
+
+    async def send_request(self, request: att.ATT_PDU) -> att.ATT_PDU:
+        """Send ``request`` in its turn and return its response (bumble's contract)."""
+        logger.debug("ATT request %s", request.name)
+        if self._line.locked():
+            # Wait in a task of its own, so that the request keeps its place when the caller
+            # is cancelled: a real stack has it queued and sends it in its turn.
+            turn = self._loop.create_task(self._line.acquire())
+            try:
+                await asyncio.shield(turn)
+            except asyncio.CancelledError:
+                unseen = self._loop.create_task(self._finish_unseen(turn, request))
+                self._unseen.add(unseen)
+                unseen.add_done_callback(self._unseen.discard)
+                raise
+        else:
+            await self._line.acquire()  # free: returns without yielding
+        return await asyncio.shield(self._begin(request))
+
+    def _begin(self, request: att.ATT_PDU) -> asyncio.Future[att.ATT_PDU]:
+        """Send ``request`` (the line is ours) and return the future of its response."""
+        client = self._client
+        response: asyncio.Future[att.ATT_PDU] = self._loop.create_future()
+        timer = self._loop.call_later(GATT_REQUEST_TIMEOUT, self._time_out, request, response)
+        client.pending_request = request
+        client.pending_response = response
+        try:
+            client.send_gatt_pdu(bytes(request))
+        except BaseException:
+            timer.cancel()
+            client.pending_request = None
+            client.pending_response = None
+            self._line.release()
+            raise
+        response.add_done_callback(functools.partial(self._end, timer))
+        return response
+
+    def _end(self, timer: asyncio.TimerHandle, response: asyncio.Future[att.ATT_PDU]) -> None:
+        """The response arrived (or the time-out, or the link's end): the next may go."""
+        timer.cancel()
+        if self._client.pending_response is response:
+            self._client.pending_request = None
+            self._client.pending_response = None
+        self._line.release()
+        if not response.cancelled():
+            response.exception()  # retrieved here: its caller may be gone
+
+    @staticmethod
+    def _time_out(request: att.ATT_PDU, response: asyncio.Future[att.ATT_PDU]) -> None:
+        if not response.done():
+            logger.warning("no response to %s within %d s", request.name, GATT_REQUEST_TIMEOUT)
+            response.set_exception(core.TimeoutError(f"GATT timeout for {request.name}"))
+
+    async def _finish_unseen(self, turn: asyncio.Task[bool], request: att.ATT_PDU) -> None:
+        """Send the request of a caller cancelled while it waited in line, in its turn."""
+        try:
+            await turn
+            outcome: object = await self._begin(request)
+        except (core.BaseBumbleError, asyncio.CancelledError) as exc:
+            outcome = exc
+        logger.debug("%s of a cancelled caller ended: %r", request.name, outcome)

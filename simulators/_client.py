@@ -5,6 +5,8 @@ declaration handles, GAP/GATT services are hidden, ATT error responses raise
 ``BleakGATTProtocolError``, a write of a kind the characteristic does not declare is refused
 with ``REQUEST_NOT_SUPPORTED`` before anything is sent, the disconnected callback runs on every
 disconnect (either side), and a Service Changed indication re-discovers the services.
+A cancelled operation raises ``CancelledError`` to its caller at once, while its ATT request
+completes unseen, as in BlueZ (see :class:`~simulators._adapter.RequestLine`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from bumble.gatt_client import CharacteristicProxy, Client, ServiceProxy
 
 from simulators._adapter import (
     DEVICE_LOOKUP_TIMEOUT_S,
+    RequestLine,
     SimAdapter,
     SimDeviceDetails,
     address_key,
@@ -176,6 +179,7 @@ class SimClient(BaseBleakClient):
 
     async def _set_up(self, adapter: SimAdapter, connection: Connection, *, pair: bool) -> None:
         self._connection = connection
+        RequestLine(connection.gatt_client)  # installs itself as the client's send_request
         self._connected_adapter = adapter
         connection.on(Connection.EVENT_DISCONNECTION, self._on_disconnection)
         if connection.handle not in adapter.device.connections:  # gone before we listened
