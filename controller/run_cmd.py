@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from controller.bindings import SessionDevices
 from controller.console import JsonLines, LiveView
 from controller.events import Event, Finished
+from controller.keys import SessionKeys
 from controller.ledger import DeviceInfo as LedgerDevice
 from controller.ledger import Ledger
 from controller.library import ProfileLibrary
@@ -266,6 +267,11 @@ def _ledger_devices(devices: SessionDevices) -> dict[str, LedgerDevice]:
 
 
 @contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+@contextlib.contextmanager
 def _signals(stop: Callable[[str], None]) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     installed = []
@@ -280,12 +286,6 @@ def _signals(stop: Callable[[str], None]) -> Iterator[None]:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
-
-
-async def _ask_resume(question: str) -> bool:
-    print(question, file=sys.stderr)
-    answer = await asyncio.to_thread(input, "Resume? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
 
 
 async def run_session(
@@ -310,6 +310,8 @@ async def run_session(
     if extended:
         _confirm(EXTENSION_TEXT, opts)
     clock = _clock_for(opts)
+    # an attended session at a terminal takes line commands (pause, resume, stop) and answers
+    keys = SessionKeys() if opts.interactive and not opts.yes else None
     async with radio_for(args, clock=clock, devices=world) as radio:
         devices = SessionDevices()
         try:
@@ -331,10 +333,10 @@ async def run_session(
                 clock,
                 emit=emit,
                 recorder=recorder,
-                ask_resume=_ask_resume if opts.interactive and not opts.yes else None,
+                ask_resume=keys.ask if keys is not None else None,
                 simulated=radio.simulated,
             )
-            with _signals(runner.stop):
+            with _signals(runner.stop), keys.attached(runner) if keys else _nothing():
                 return await runner.run()
         finally:
             for device in devices.all_devices():
