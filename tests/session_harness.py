@@ -21,7 +21,7 @@ from controller.events import Event, Finished
 from controller.ledger import Ledger
 from controller.ledger_records import SessionRecord
 from controller.library import ProfileLibrary
-from controller.runner import SessionRunner
+from controller.runner import AskResume, SessionRunner
 from controller.simulation import Radio, open_radio
 from drivers.base import is_percussion, is_probe, is_thermal
 from drivers.clock import VirtualClock
@@ -136,7 +136,7 @@ class Bench:
             profile, self.devices.capabilities(), resolve=LIBRARY.get, extended=extended
         )
 
-    def runner(self, plan: Plan, **kwargs: object) -> SessionRunner:
+    def runner(self, plan: Plan, *, ask_resume: AskResume | None = None) -> SessionRunner:
         recorder = self.ledger.start_session(
             plan.name,
             plan.kind,
@@ -150,7 +150,7 @@ class Bench:
             emit=self._emit,
             recorder=recorder,
             simulated=True,
-            **kwargs,  # type: ignore[arg-type]
+            ask_resume=ask_resume,
         )
 
     def _emit(self, event: Event) -> None:
