@@ -51,6 +51,7 @@ __all__ = [
 class SafetyClass(enum.StrEnum):
     LEASE = "lease"  # the device turns its output off by itself when renewals stop
     HOST_TIMED = "host-timed"  # relies on the host; its own timer is set to the shortest value
+    NONE = "none"  # no output at all (a temperature probe): nothing to turn off
 
 
 # --- errors -------------------------------------------------------------------------------------

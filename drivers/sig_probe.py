@@ -41,7 +41,7 @@ class SigThermometer(DriverBase[ProbeReading]):
     DRIVER = "sig-thermometer"
     KIND = "probe"
     # A probe switches nothing on; "host-timed" only says no lease is involved.
-    SAFETY_CLASS = SafetyClass.HOST_TIMED
+    SAFETY_CLASS = SafetyClass.NONE  # a probe switches nothing on
 
     def __init__(self, address: str, **options: Unpack[DriverOptions]) -> None:
         super().__init__(address, **options)

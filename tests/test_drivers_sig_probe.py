@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from bumble import gatt
 
-from drivers.base import ProbeReading
+from drivers.base import ProbeReading, SafetyClass
 from drivers.codecs import sig_common as sig
 from drivers.open_thermal import OpenThermalPad
 from drivers.sig_probe import SOURCE_ENVIRONMENTAL, SOURCE_HEALTH_THERMOMETER, SigThermometer
@@ -38,6 +38,8 @@ async def test_the_probe_under_a_heating_pad_reads_the_skin_warming(sim: Sim) ->
 
     await sim.advance(2)
     assert probe.source == SOURCE_HEALTH_THERMOMETER
+    assert probe.info.kind == "probe"
+    assert probe.info.safety_class is SafetyClass.NONE  # it switches nothing on
     assert probe.reading is not None
     assert probe.reading.celsius == pytest.approx(33.0, abs=0.3)
 
