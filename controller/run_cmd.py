@@ -301,6 +301,7 @@ async def run_session(
 ) -> Finished:
     """Bind, connect, check, confirm, run; every device OFF and let go at the end."""
     extended = bool(getattr(args, "extend", False))
+    clock = _clock_for(opts)  # a bad --speed is refused before anything is asked or touched
     draft = compile_plan(profile, resolve=library.get, extended=extended)
     decision = ledger.check_allowances(draft, lift=lift)
     for warning in decision.warnings:
@@ -309,7 +310,6 @@ async def run_session(
         _confirm(text, opts)
     if extended:
         _confirm(EXTENSION_TEXT, opts)
-    clock = _clock_for(opts)
     # an attended session at a terminal takes line commands (pause, resume, stop) and answers
     keys = SessionKeys() if opts.interactive and not opts.yes else None
     async with radio_for(args, clock=clock, devices=world) as radio:
