@@ -73,12 +73,22 @@ COMMON_FAULTS: frozenset[FaultKind] = frozenset(
         FaultKind.LINK_LATENCY,
     }
 )
-_THERMAL_FAULTS = COMMON_FAULTS | {
-    FaultKind.STUCK_HEATER,
-    FaultKind.SENSOR_NAN,
-    FaultKind.SENSOR_DRIFT,
-}
 _SENSOR_FAULTS = COMMON_FAULTS | {FaultKind.SENSOR_NAN, FaultKind.SENSOR_DRIFT}
+# The faults of each family: a thermal output can stick on, a device with a sensor can lose it.
+_FAMILY_FAULTS: dict[DeviceFamily, frozenset[FaultKind]] = {
+    DeviceFamily.OPEN_THERMAL: _SENSOR_FAULTS | {FaultKind.STUCK_HEATER},
+    DeviceFamily.OPEN_PERCUSSION: COMMON_FAULTS,
+    DeviceFamily.THERAGUN: COMMON_FAULTS,
+    DeviceFamily.HEATING_MAT: COMMON_FAULTS | {FaultKind.STUCK_HEATER},
+    DeviceFamily.SKIN_PROBE: _SENSOR_FAULTS,
+}
+# The open-profile families bound every ON with a device-side lease; the others are host-timed.
+_LEASED_FAMILIES = frozenset({DeviceFamily.OPEN_THERMAL, DeviceFamily.OPEN_PERCUSSION})
+# Setpoint ranges of the open-profile pads, degC: heating up to 45, Peltier cooling down to 5.
+_PAD_HEAT_C = (30.0, 45.0)
+_PAD_COLD_C = (5.0, 25.0)
+# The manufacturer string of every simulated device whose protocol is not a vendor's.
+_OUR_MANUFACTURER = "relieve simulators"
 
 # The advertised name of the generic BLE heating mat. The vendor firmware advertises the
 # name documented in drivers/codecs/heating_mat.py; the catalog reads it from there when
@@ -114,7 +124,7 @@ class DeviceSpec:
     cold_range_c: tuple[float, float] | None = None
     # Whether every ON is bounded by a device-side lease (open profile) or host-timed.
     has_lease: bool = False
-    manufacturer: str = "relieve simulators"
+    manufacturer: str = _OUR_MANUFACTURER
     model: str = ""
     serial: str = ""
     firmware: str = "1.0.0"
@@ -135,87 +145,101 @@ class DeviceSpec:
         return kind in self.faults
 
 
+def _entry(
+    number: int,
+    *,
+    key: str,
+    name: str,
+    family: DeviceFamily,
+    summary: str,
+    model: str,
+    heat_range_c: tuple[float, float] | None = None,
+    cold_range_c: tuple[float, float] | None = None,
+    manufacturer: str = _OUR_MANUFACTURER,
+) -> DeviceSpec:
+    """Catalog entry ``number``: address ``C0:DE:00:00:00:<nn>``, serial ``SIM-<nnnn>``.
+
+    Faults and lease follow from the family.
+    """
+    return DeviceSpec(
+        key=key,
+        name=name,
+        address=f"C0:DE:00:00:00:{number:02X}",
+        family=family,
+        summary=summary,
+        faults=_FAMILY_FAULTS[family],
+        heat_range_c=heat_range_c,
+        cold_range_c=cold_range_c,
+        has_lease=family in _LEASED_FAMILIES,
+        manufacturer=manufacturer,
+        model=model,
+        serial=f"SIM-{number:04d}",
+    )
+
+
 CATALOG: tuple[DeviceSpec, ...] = (
-    DeviceSpec(
+    _entry(
+        1,
         key="contrast-pad",
         name="relieve Contrast Pad",
-        address="C0:DE:00:00:00:01",
         family=DeviceFamily.OPEN_THERMAL,
         summary="open-profile thermal pad, heat and cold (Peltier)",
-        faults=_THERMAL_FAULTS,
-        heat_range_c=(30.0, 45.0),
-        cold_range_c=(5.0, 25.0),
-        has_lease=True,
         model="RLV-CP1",
-        serial="SIM-0001",
+        heat_range_c=_PAD_HEAT_C,
+        cold_range_c=_PAD_COLD_C,
     ),
-    DeviceSpec(
+    _entry(
+        2,
         key="heat-pad",
         name="relieve Heat Pad",
-        address="C0:DE:00:00:00:02",
         family=DeviceFamily.OPEN_THERMAL,
         summary="open-profile thermal pad, heat only",
-        faults=_THERMAL_FAULTS,
-        heat_range_c=(30.0, 45.0),
-        has_lease=True,
         model="RLV-HP1",
-        serial="SIM-0002",
+        heat_range_c=_PAD_HEAT_C,
     ),
-    DeviceSpec(
+    _entry(
+        3,
         key="cold-pad",
         name="relieve Cold Pad",
-        address="C0:DE:00:00:00:03",
         family=DeviceFamily.OPEN_THERMAL,
         summary="open-profile thermal pad, cold only (Peltier)",
-        faults=_THERMAL_FAULTS,
-        cold_range_c=(5.0, 25.0),
-        has_lease=True,
         model="RLV-CD1",
-        serial="SIM-0003",
+        cold_range_c=_PAD_COLD_C,
     ),
-    DeviceSpec(
+    _entry(
+        4,
         key="massage-gun",
         name="relieve Massage Gun",
-        address="C0:DE:00:00:00:04",
         family=DeviceFamily.OPEN_PERCUSSION,
         summary="open-profile percussion massager",
-        faults=COMMON_FAULTS,
-        has_lease=True,
         model="RLV-MG1",
-        serial="SIM-0004",
     ),
-    DeviceSpec(
+    _entry(
+        5,
         key="theragun",
         name="Pro",
-        address="C0:DE:00:00:00:05",
         family=DeviceFamily.THERAGUN,
         summary="Theragun Gen-4 PRO protocol (host-timed: no lease)",
-        faults=COMMON_FAULTS,
-        manufacturer="Therabody (simulated)",
         model="PRO Gen 4",
-        serial="SIM-0005",
+        manufacturer="Therabody (simulated)",
     ),
-    DeviceSpec(
+    _entry(
+        6,
         key="heating-mat",
         name=_heating_mat_name(),
-        address="C0:DE:00:00:00:06",
         family=DeviceFamily.HEATING_MAT,
         summary="BLE heating mat: levels 0-7 (36-42 degC), timer in hours, auth write first",
-        faults=COMMON_FAULTS | {FaultKind.STUCK_HEATER},
+        model="heating mat",
         heat_range_c=(36.0, 42.0),
         manufacturer="generic (simulated)",
-        model="heating mat",
-        serial="SIM-0006",
     ),
-    DeviceSpec(
+    _entry(
+        7,
         key="skin-probe",
         name="relieve Skin Probe",
-        address="C0:DE:00:00:00:07",
         family=DeviceFamily.SKIN_PROBE,
         summary="SIG Health Thermometer reading the skin side of the pad it lies under",
-        faults=_SENSOR_FAULTS,
         model="RLV-SP1",
-        serial="SIM-0007",
     ),
 )
 

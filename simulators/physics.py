@@ -44,6 +44,13 @@ __all__ = [
     "thermal_power_fraction",
 ]
 
+
+def _require_forward(dt: float) -> None:
+    """Refuse a negative time step: every step function runs forward in time only."""
+    if dt < 0:
+        raise ValueError("physics cannot step backwards in time")
+
+
 # --- thermal plate -----------------------------------------------------------------------
 
 # Resting skin temperature: where an unpowered pad on the body settles (forearm/back skin
@@ -186,8 +193,7 @@ def step_thermal(
     state: ThermalState, drive: ThermalDrive, dt: float, params: ThermalParams | None = None
 ) -> ThermalState:
     """The plate and skin temperatures ``dt`` seconds later under a constant ``drive``."""
-    if dt < 0:
-        raise ValueError("physics cannot step backwards in time")
+    _require_forward(dt)
     p = params or ThermalParams()
     if dt == 0:
         return state
@@ -289,8 +295,7 @@ def step_gun(
     params: GunParams | None = None,
 ) -> GunState:
     """The motor speed ``dt`` seconds later (0 commanded = stopping)."""
-    if dt < 0:
-        raise ValueError("physics cannot step backwards in time")
+    _require_forward(dt)
     p = params or GunParams()
     goal = gun_speed_under_load(commanded_ppm, force_n, p)
     speed = state.speed_ppm
@@ -327,8 +332,7 @@ class BatteryParams:
 
 def drain_battery(level_pct: float, drain_pct_per_s: float, dt: float) -> float:
     """The battery level after draining at a constant rate for ``dt`` seconds (floor 0)."""
-    if dt < 0:
-        raise ValueError("physics cannot step backwards in time")
+    _require_forward(dt)
     return max(0.0, level_pct - max(drain_pct_per_s, 0.0) * dt)
 
 

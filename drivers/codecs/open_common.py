@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Final, Self
+from typing import Final, Self, TypeVar
 
 from drivers.codecs.enums import OpenIntEnum
 from drivers.codecs.errors import CodecError, DecodeError, EncodeError
-from drivers.codecs.wire import BytesLike, Reader, check_range, u8, u16
+from drivers.codecs.wire import (
+    NOT_KNOWN_S16,
+    S16_MAX,
+    BytesLike,
+    Reader,
+    check_range,
+    u8,
+    u16,
+)
 
 __all__ = [
     "BASE_UUID",
@@ -35,14 +43,18 @@ __all__ = [
     "AttError",
     "ClearFlags",
     "CommandRejectedError",
+    "FlaggedState",
     "LeaseRenew",
     "Opcode",
     "OutputOff",
     "StatusFlags",
     "celsius_to_centi",
     "centi_to_celsius",
+    "check_centi",
     "check_lease",
     "describe_att_error",
+    "dispatch_command",
+    "end_capabilities",
     "expect_command",
     "grant_lease",
     "open_uuid",
@@ -50,6 +62,8 @@ __all__ = [
     "read_opcode",
     "rejecting",
 ]
+
+_StartT = TypeVar("_StartT")
 
 PROTOCOL: Final = "open profile"
 """Protocol name used in error messages."""
@@ -104,11 +118,14 @@ def grant_lease(requested_ms: int, device_max_ms: int) -> int:
 
 # --- temperatures -------------------------------------------------------------------------
 
-NOT_KNOWN_S16: Final = -0x8000
-"""sint16 0x8000: "value not known" (as in SIG Temperature 0x2A6E)."""
+# sint16 in 0.01 degC; NOT_KNOWN_S16 (0x8000, "not known") is defined in drivers.codecs.wire.
 
-_S16_MIN_VALID: Final = -0x7FFF
-_S16_MAX: Final = 0x7FFF
+_CENTI_MIN: Final = NOT_KNOWN_S16 + 1  # 0x8000 itself is reserved for "not known"
+
+
+def check_centi(protocol: str, field: str, value: int, *, minimum: int = _CENTI_MIN) -> None:
+    """Range check for a temperature in 0.01 degC: ``minimum`` (default -0x7FFF) .. 0x7FFF."""
+    check_range(protocol, field, value, minimum, S16_MAX, unit="x 0.01 degC")
 
 
 def celsius_to_centi(celsius: float) -> int:
@@ -116,7 +133,7 @@ def celsius_to_centi(celsius: float) -> int:
     if not math.isfinite(celsius):
         raise EncodeError(PROTOCOL, "temperature", f"{celsius!r} is not a finite number")
     centi = round(celsius * 100)
-    check_range(PROTOCOL, "temperature", centi, _S16_MIN_VALID, _S16_MAX, unit="x 0.01 degC")
+    check_centi(PROTOCOL, "temperature", centi)
     return centi
 
 
@@ -227,6 +244,28 @@ FAULT_FLAGS: Final = StatusFlags(0x00FF)
 """The fault bits (including unknown ones in the low byte: a newer device's fault is a fault)."""
 EVENT_FLAGS: Final = StatusFlags(0xFF00)
 """The event bits."""
+
+
+class FlaggedState:
+    """Mixin for the State frames of both services: their ``flags`` split into faults and events."""
+
+    flags: StatusFlags
+
+    @property
+    def faults(self) -> StatusFlags:
+        """The fault flags that are set."""
+        return self.flags & FAULT_FLAGS
+
+    @property
+    def events(self) -> StatusFlags:
+        """The event flags that are set."""
+        return self.flags & EVENT_FLAGS
+
+
+def end_capabilities(reader: Reader, version: int) -> None:
+    """Finish reading a Capabilities frame; a version above 1 may append fields (ignored)."""
+    if version <= PROFILE_VERSION:
+        reader.end()
 
 
 # --- control point ------------------------------------------------------------------------
@@ -351,3 +390,20 @@ def read_opcode(data: BytesLike) -> Opcode:
             AttError.OPCODE_NOT_SUPPORTED, "opcode", f"0x{int(opcode):02X} is not an opcode"
         )
     return opcode
+
+
+def dispatch_command(
+    data: BytesLike, start: Callable[[BytesLike], _StartT]
+) -> OutputOff | _StartT | LeaseRenew | ClearFlags:
+    """Decode a Control Point write of either service; ``start`` decodes the service's START.
+
+    Raises :class:`CommandRejectedError`; answer the write with its ``att_error``.
+    """
+    opcode = read_opcode(data)
+    if opcode == Opcode.START:
+        return start(data)
+    if opcode == Opcode.RENEW:
+        return LeaseRenew.from_bytes(data)
+    if opcode == Opcode.CLEAR_FLAGS:
+        return ClearFlags.from_bytes(data)
+    return OutputOff.from_bytes(data)

@@ -24,23 +24,23 @@ from typing import Final, Self
 from drivers.codecs.errors import EncodeError
 from drivers.codecs.open_common import (
     DEFAULT_LEASE_MS,
-    EVENT_FLAGS,
-    FAULT_FLAGS,
     LEASE_MAX_MS,
     NO_FLAGS,
     PROFILE_VERSION,
     PROTOCOL,
     AttError,
     ClearFlags,
+    FlaggedState,
     LeaseRenew,
     Opcode,
     OutputOff,
     StatusFlags,
     check_lease,
+    dispatch_command,
+    end_capabilities,
     expect_command,
     open_uuid,
     read_lease,
-    read_opcode,
     rejecting,
 )
 from drivers.codecs.wire import BytesLike, Reader, check_range, decoding, u8, u16
@@ -132,21 +132,14 @@ def decode_percussion_command(data: BytesLike) -> PercussionCommand:
 
     Raises :class:`CommandRejectedError`; answer the write with its ``att_error``.
     """
-    opcode = read_opcode(data)
-    if opcode == Opcode.START:
-        return PercussionStart.from_bytes(data)
-    if opcode == Opcode.RENEW:
-        return LeaseRenew.from_bytes(data)
-    if opcode == Opcode.CLEAR_FLAGS:
-        return ClearFlags.from_bytes(data)
-    return OutputOff.from_bytes(data)
+    return dispatch_command(data, PercussionStart.from_bytes)
 
 
 # --- state and measurement ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class PercussionState:
+class PercussionState(FlaggedState):
     """Percussion State (11 bytes)::
 
         running(u8 0/1) target_ppm(u16) lease_remaining_ms(u16) run_time_s(u16)
@@ -174,16 +167,6 @@ class PercussionState:
                 raise EncodeError(_STATE, "running", "a running motor needs a speed and a cap")
         elif self.target_ppm or self.lease_remaining_ms or self.run_time_s or self.run_cap_s:
             raise EncodeError(_STATE, "running", "a stopped motor has no speed, lease or cap")
-
-    @property
-    def faults(self) -> StatusFlags:
-        """The fault flags that are set."""
-        return self.flags & FAULT_FLAGS
-
-    @property
-    def events(self) -> StatusFlags:
-        """The event flags that are set."""
-        return self.flags & EVENT_FLAGS
 
     @classmethod
     def from_bytes(cls, data: BytesLike) -> Self:
@@ -285,8 +268,7 @@ class PercussionCapabilities:
         max_ppm = reader.u16("max_ppm")
         max_lease = reader.u16("max_lease_ms")
         max_cap = reader.u16("max_run_cap_s")
-        if version <= PROFILE_VERSION:
-            reader.end()
+        end_capabilities(reader, version)
         with decoding(_CAPS):
             return cls(min_ppm, max_ppm, max_cap, max_lease, features, version)
 

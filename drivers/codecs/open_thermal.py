@@ -26,30 +26,40 @@ from drivers.codecs.enums import OpenIntEnum
 from drivers.codecs.errors import DecodeError, EncodeError
 from drivers.codecs.open_common import (
     DEFAULT_LEASE_MS,
-    EVENT_FLAGS,
-    FAULT_FLAGS,
     LEASE_MAX_MS,
     NO_FLAGS,
-    NOT_KNOWN_S16,
     PROFILE_VERSION,
     PROTOCOL,
     AttError,
     ClearFlags,
     CommandRejectedError,
+    FlaggedState,
     LeaseRenew,
     Opcode,
     OutputOff,
     StatusFlags,
     celsius_to_centi,
     centi_to_celsius,
+    check_centi,
     check_lease,
+    dispatch_command,
+    end_capabilities,
     expect_command,
     open_uuid,
     read_lease,
-    read_opcode,
     rejecting,
 )
-from drivers.codecs.wire import BytesLike, Reader, check_range, decoding, s16, u8, u16
+from drivers.codecs.wire import (
+    BytesLike,
+    Reader,
+    check_range,
+    decoding,
+    optional_s16,
+    read_single,
+    s16,
+    u8,
+    u16,
+)
 
 __all__ = [
     "PLATE_TEMPERATURE_UUID",
@@ -77,20 +87,6 @@ _STATE = PROTOCOL + " thermal state"
 _PLATE = PROTOCOL + " plate temperature"
 _CAPS = PROTOCOL + " thermal capabilities"
 _START = PROTOCOL + " thermal START"
-_S16_VALID_MIN: Final = -0x7FFF  # 0x8000 is reserved for "not known"
-_S16_MAX: Final = 0x7FFF
-
-
-def _check_centi(protocol: str, field: str, value: int) -> None:
-    check_range(protocol, field, value, _S16_VALID_MIN, _S16_MAX, unit="x 0.01 degC")
-
-
-def _s16_or_none(value: int) -> int | None:
-    return None if value == NOT_KNOWN_S16 else value
-
-
-def _s16_from_optional(value: int | None) -> bytes:
-    return s16(NOT_KNOWN_S16 if value is None else value)
 
 
 class ThermalMode(OpenIntEnum):
@@ -125,7 +121,7 @@ class ThermalStart:
     def __post_init__(self) -> None:
         if self.mode not in (ThermalMode.HEAT, ThermalMode.COLD):
             raise EncodeError(_START, "mode", f"{self.mode!r} is not HEAT or COLD")
-        _check_centi(_START, "setpoint", self.setpoint_centi)
+        check_centi(_START, "setpoint", self.setpoint_centi)
         check_lease(self.lease_ms)
 
     @classmethod
@@ -152,8 +148,8 @@ class ThermalStart:
             raise CommandRejectedError(
                 AttError.VALUE_OUT_OF_RANGE, "mode", f"START needs HEAT or COLD, got {mode.name}"
             )
-        setpoint = reader.s16("setpoint")
-        if setpoint == NOT_KNOWN_S16:
+        setpoint = reader.optional_s16("setpoint")
+        if setpoint is None:
             raise CommandRejectedError(
                 AttError.VALUE_OUT_OF_RANGE, "setpoint", "0x8000 (not known)"
             )
@@ -174,21 +170,14 @@ def decode_thermal_command(data: BytesLike) -> ThermalCommand:
 
     Raises :class:`CommandRejectedError`; answer the write with its ``att_error``.
     """
-    opcode = read_opcode(data)
-    if opcode == Opcode.START:
-        return ThermalStart.from_bytes(data)
-    if opcode == Opcode.RENEW:
-        return LeaseRenew.from_bytes(data)
-    if opcode == Opcode.CLEAR_FLAGS:
-        return ClearFlags.from_bytes(data)
-    return OutputOff.from_bytes(data)
+    return dispatch_command(data, ThermalStart.from_bytes)
 
 
 # --- state --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ThermalState:
+class ThermalState(FlaggedState):
     """Thermal State: ``mode(u8) setpoint(s16) lease_remaining_ms(u16) flags(u16)`` (7 bytes).
 
     The snapshot a host reads on (re)connect; notified whenever mode, setpoint or flags change.
@@ -203,7 +192,7 @@ class ThermalState:
     def __post_init__(self) -> None:
         check_range(_STATE, "mode", int(self.mode), 0, 0xFF)
         if self.setpoint_centi is not None:
-            _check_centi(_STATE, "setpoint", self.setpoint_centi)
+            check_centi(_STATE, "setpoint", self.setpoint_centi)
         check_range(_STATE, "lease_remaining_ms", self.lease_remaining_ms, 0, LEASE_MAX_MS)
         check_range(_STATE, "flags", int(self.flags), 0, 0xFFFF)
         if self.mode == ThermalMode.OFF:
@@ -222,22 +211,12 @@ class ThermalState:
         """The setpoint in degrees Celsius, or None while OFF."""
         return None if self.setpoint_centi is None else centi_to_celsius(self.setpoint_centi)
 
-    @property
-    def faults(self) -> StatusFlags:
-        """The fault flags that are set."""
-        return self.flags & FAULT_FLAGS
-
-    @property
-    def events(self) -> StatusFlags:
-        """The event flags that are set."""
-        return self.flags & EVENT_FLAGS
-
     @classmethod
     def from_bytes(cls, data: BytesLike) -> Self:
         """Decode; raises :class:`~drivers.codecs.errors.DecodeError`."""
         reader = Reader(data, _STATE)
         mode = ThermalMode(reader.u8("mode"))
-        setpoint = _s16_or_none(reader.s16("setpoint"))
+        setpoint = reader.optional_s16("setpoint")
         lease = reader.u16("lease_remaining_ms")
         flags = StatusFlags(reader.u16("flags"))
         reader.end()
@@ -247,7 +226,7 @@ class ThermalState:
     def __bytes__(self) -> bytes:
         return (
             u8(self.mode)
-            + _s16_from_optional(self.setpoint_centi)
+            + optional_s16(self.setpoint_centi)
             + u16(self.lease_remaining_ms)
             + u16(self.flags)
         )
@@ -264,7 +243,7 @@ class PlateTemperature:
 
     def __post_init__(self) -> None:
         if self.centi is not None:
-            _check_centi(_PLATE, "temperature", self.centi)
+            check_centi(_PLATE, "temperature", self.centi)
 
     @classmethod
     def from_celsius(cls, celsius: float | None) -> Self:
@@ -279,13 +258,10 @@ class PlateTemperature:
     @classmethod
     def from_bytes(cls, data: BytesLike) -> Self:
         """Decode; raises :class:`~drivers.codecs.errors.DecodeError`."""
-        reader = Reader(data, _PLATE)
-        value = _s16_or_none(reader.s16("temperature"))
-        reader.end()
-        return cls(value)
+        return cls(read_single(data, _PLATE, Reader.optional_s16, "temperature"))
 
     def __bytes__(self) -> bytes:
-        return _s16_from_optional(self.centi)
+        return optional_s16(self.centi)
 
 
 @dataclass(frozen=True)
@@ -312,8 +288,8 @@ class ThermalCapabilities:
             if span is None:
                 continue
             low, high = span
-            check_range(_CAPS, f"{name}_min", low, _S16_VALID_MIN, _S16_MAX, unit="x 0.01 degC")
-            check_range(_CAPS, f"{name}_max", high, low, _S16_MAX, unit="x 0.01 degC")
+            check_centi(_CAPS, f"{name}_min", low)
+            check_centi(_CAPS, f"{name}_max", high, minimum=low)
 
     @classmethod
     def from_celsius(
@@ -367,8 +343,8 @@ class ThermalCapabilities:
         features = ThermalFeatures(reader.u8("features"))
         spans: list[tuple[int, int] | None] = []
         for name, bit in (("heat", ThermalFeatures.CAN_HEAT), ("cold", ThermalFeatures.CAN_COOL)):
-            low = _s16_or_none(reader.s16(f"{name}_min"))
-            high = _s16_or_none(reader.s16(f"{name}_max"))
+            low = reader.optional_s16(f"{name}_min")
+            high = reader.optional_s16(f"{name}_max")
             if bit in features:
                 if low is None or high is None:
                     raise DecodeError(_CAPS, f"{name}_min", f"{name} is supported but 0x8000")
@@ -376,8 +352,7 @@ class ThermalCapabilities:
             else:
                 spans.append(None)
         max_lease = reader.u16("max_lease_ms")
-        if version <= PROFILE_VERSION:
-            reader.end()
+        end_capabilities(reader, version)
         with decoding(_CAPS):
             return cls(spans[0], spans[1], max_lease, version)
 
@@ -385,5 +360,5 @@ class ThermalCapabilities:
         out = u8(self.version) + u8(self.features)
         for span in (self.heat_range_centi, self.cold_range_centi):
             low, high = (None, None) if span is None else span
-            out += _s16_from_optional(low) + _s16_from_optional(high)
+            out += optional_s16(low) + optional_s16(high)
         return out + u16(self.max_lease_ms)

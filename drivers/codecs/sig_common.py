@@ -19,11 +19,13 @@ from typing import Final, Self
 from drivers.codecs.errors import DecodeError, EncodeError
 from drivers.codecs.wire import (
     ATT_MAX_VALUE_LENGTH,
+    S16_MAX,
     BytesLike,
     Reader,
     check_range,
     decoding,
-    s16,
+    optional_s16,
+    read_single,
     u8,
 )
 
@@ -93,9 +95,7 @@ _BATTERY = "SIG Battery Level"
 _TEMPERATURE = "SIG Temperature (0x2A6E)"
 _DIS = "SIG Device Information string"
 _CENTI = "x 0.01 degC"
-_ES_NOT_KNOWN: Final = -0x8000
 _ES_MIN: Final = -27315  # -273.15 degC: the characteristic's documented minimum
-_ES_MAX: Final = 0x7FFF
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,7 @@ class BatteryLevel:
     @classmethod
     def from_bytes(cls, data: BytesLike) -> Self:
         """Decode; raises :class:`~drivers.codecs.errors.DecodeError`."""
-        reader = Reader(data, _BATTERY)
-        percent = reader.u8("percent")
-        reader.end()
+        percent = read_single(data, _BATTERY, Reader.u8, "percent")
         with decoding(_BATTERY):
             return cls(percent)
 
@@ -131,9 +129,7 @@ class EnvironmentalTemperature:
 
     def __post_init__(self) -> None:
         if self.centi is not None:
-            check_range(
-                _TEMPERATURE, "temperature", self.centi, _ES_MIN, _ES_MAX, unit="x 0.01 degC"
-            )
+            check_range(_TEMPERATURE, "temperature", self.centi, _ES_MIN, S16_MAX, unit=_CENTI)
 
     @classmethod
     def from_celsius(cls, celsius: float | None) -> Self:
@@ -152,14 +148,12 @@ class EnvironmentalTemperature:
     @classmethod
     def from_bytes(cls, data: BytesLike) -> Self:
         """Decode; raises :class:`~drivers.codecs.errors.DecodeError`."""
-        reader = Reader(data, _TEMPERATURE)
-        raw = reader.s16("temperature")
-        reader.end()
+        centi = read_single(data, _TEMPERATURE, Reader.optional_s16, "temperature")
         with decoding(_TEMPERATURE):
-            return cls(None if raw == _ES_NOT_KNOWN else raw)
+            return cls(centi)
 
     def __bytes__(self) -> bytes:
-        return s16(_ES_NOT_KNOWN if self.centi is None else self.centi)
+        return optional_s16(self.centi)
 
 
 @dataclass(frozen=True)

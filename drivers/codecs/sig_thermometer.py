@@ -18,7 +18,7 @@ from typing import Final, Self
 from drivers.codecs.enums import OpenIntEnum
 from drivers.codecs.errors import DecodeError
 from drivers.codecs.ieee11073 import MedFloat32
-from drivers.codecs.wire import BytesLike, Reader, check_range, decoding, u8, u16
+from drivers.codecs.wire import BytesLike, Reader, check_range, decoding, read_single, u8, u16
 
 __all__ = [
     "DateTime",
@@ -65,10 +65,7 @@ class TemperatureTypeValue:
     @classmethod
     def from_bytes(cls, data: BytesLike) -> Self:
         """Decode; raises :class:`~drivers.codecs.errors.DecodeError`."""
-        reader = Reader(data, _TYPE)
-        value = reader.u8("type")
-        reader.end()
-        return cls(TemperatureType(value))
+        return cls(TemperatureType(read_single(data, _TYPE, Reader.u8, "type")))
 
     def __bytes__(self) -> bytes:
         return u8(self.location)
@@ -219,10 +216,7 @@ class MeasurementInterval:
     @classmethod
     def from_bytes(cls, data: BytesLike) -> Self:
         """Decode; raises :class:`~drivers.codecs.errors.DecodeError`."""
-        reader = Reader(data, _INTERVAL)
-        seconds = reader.u16("seconds")
-        reader.end()
-        return cls(seconds)
+        return cls(read_single(data, _INTERVAL, Reader.u16, "seconds"))
 
     def __bytes__(self) -> bytes:
         return u16(self.seconds)

@@ -161,10 +161,25 @@ def _open_frame(data: BytesLike, header: int, minimum: int) -> Reader:
     return reader
 
 
-def _expect_type(reader: Reader, frame_type: FrameType) -> None:
+def _open_typed(data: BytesLike, header: int, frame_type: FrameType, minimum: int) -> Reader:
+    """:func:`_open_frame`, then require ``frame_type``; return a reader at the length byte."""
+    reader = _open_frame(data, header, minimum)
     got = FrameType(reader.u8("type"))
     if got != frame_type:
         raise DecodeError(PROTOCOL, "type", f"{got.name}, expected {frame_type.name}")
+    return reader
+
+
+def _open_notification(data: BytesLike, frame_type: FrameType, payload: int) -> Reader:
+    """Open a device frame of ``frame_type`` with at least ``payload`` bytes; reader at byte 4."""
+    reader = _open_typed(data, DEVICE_HEADER, frame_type, 4 + payload)
+    reader.u8("length")  # not relied on, see the module docstring
+    return reader
+
+
+def _notification(frame_type: FrameType, lead: bytes, value: int) -> bytes:
+    """A device frame: ``lead``, the bytes we do not know (as zero), ``value`` (u16 big-endian)."""
+    return _frame(DEVICE_HEADER, frame_type, lead + bytes(_UNKNOWN_FILL) + u16be(value))
 
 
 # --- host -> device -----------------------------------------------------------------------
@@ -201,8 +216,7 @@ class SetSpeed:
     @classmethod
     def from_bytes(cls, data: BytesLike) -> Self:
         """Decode (device side); raises :class:`~drivers.codecs.errors.DecodeError`."""
-        reader = _open_frame(data, HOST_HEADER, 7)
-        _expect_type(reader, FrameType.SET_SPEED)
+        reader = _open_typed(data, HOST_HEADER, FrameType.SET_SPEED, 7)
         if reader.u8("length") != _SET_SPEED_LENGTH:
             raise DecodeError(PROTOCOL, "length", f"set speed carries {_SET_SPEED_LENGTH} bytes")
         rpm = reader.u16be("rpm")
@@ -216,44 +230,50 @@ class SetSpeed:
         return _frame(HOST_HEADER, FrameType.SET_SPEED, u16be(self.rpm) + u8(_SET_SPEED_TRAILER))
 
 
+class _EmptyRequest:
+    """A host request without payload, ``AA ck type 00``; a subclass sets its FRAME_TYPE."""
+
+    FRAME_TYPE: ClassVar[FrameType]
+
+    @classmethod
+    def _check(cls, data: BytesLike) -> None:
+        """Raise :class:`DecodeError` unless ``data`` is exactly this request."""
+        reader = _open_typed(data, HOST_HEADER, cls.FRAME_TYPE, 4)
+        if reader.u8("length") != 0:
+            name = cls.FRAME_TYPE.name.lower()
+            raise DecodeError(PROTOCOL, "length", f"a {name} request has no payload")
+        reader.end()
+
+    def __bytes__(self) -> bytes:
+        return _frame(HOST_HEADER, self.FRAME_TYPE, b"")
+
+
 @dataclass(frozen=True)
-class StatusRequest:
+class StatusRequest(_EmptyRequest):
     """Status request: ``AA 10 10 00`` (write with response); answered by a status frame."""
 
+    FRAME_TYPE: ClassVar[FrameType] = FrameType.STATUS
     WITH_RESPONSE: ClassVar[bool] = True
 
     @classmethod
     def from_bytes(cls, data: BytesLike) -> Self:
         """Decode (device side); raises :class:`~drivers.codecs.errors.DecodeError`."""
-        reader = _open_frame(data, HOST_HEADER, 4)
-        _expect_type(reader, FrameType.STATUS)
-        if reader.u8("length") != 0:
-            raise DecodeError(PROTOCOL, "length", "a status request has no payload")
-        reader.end()
+        cls._check(data)
         return cls()
-
-    def __bytes__(self) -> bytes:
-        return _frame(HOST_HEADER, FrameType.STATUS, b"")
 
 
 @dataclass(frozen=True)
-class VersionRequest:
+class VersionRequest(_EmptyRequest):
     """Version request: ``AA 20 20 00`` (write without response)."""
 
+    FRAME_TYPE: ClassVar[FrameType] = FrameType.VERSION
     WITH_RESPONSE: ClassVar[bool] = False
 
     @classmethod
     def from_bytes(cls, data: BytesLike) -> Self:
         """Decode (device side); raises :class:`~drivers.codecs.errors.DecodeError`."""
-        reader = _open_frame(data, HOST_HEADER, 4)
-        _expect_type(reader, FrameType.VERSION)
-        if reader.u8("length") != 0:
-            raise DecodeError(PROTOCOL, "length", "a version request has no payload")
-        reader.end()
+        cls._check(data)
         return cls()
-
-    def __bytes__(self) -> bytes:
-        return _frame(HOST_HEADER, FrameType.VERSION, b"")
 
 
 TheragunCommand = SetSpeed | StatusRequest | VersionRequest
@@ -291,17 +311,13 @@ class StatusNotification:
     @classmethod
     def from_bytes(cls, data: BytesLike) -> Self:
         """Decode; raises :class:`~drivers.codecs.errors.DecodeError`."""
-        reader = _open_frame(data, DEVICE_HEADER, 4 + _STATUS_PAYLOAD)
-        _expect_type(reader, FrameType.STATUS)
-        reader.u8("length")  # not relied on, see the module docstring
+        reader = _open_notification(data, FrameType.STATUS, _STATUS_PAYLOAD)
         running = reader.u8("running")
         reader.take(_UNKNOWN_FILL, "status")
-        rpm = reader.u16be("rpm")
-        return cls(running != 0, rpm)
+        return cls(running != 0, reader.u16be("rpm"))
 
     def __bytes__(self) -> bytes:
-        payload = u8(int(self.running)) + bytes(_UNKNOWN_FILL) + u16be(self.rpm)
-        return _frame(DEVICE_HEADER, FrameType.STATUS, payload)
+        return _notification(FrameType.STATUS, u8(int(self.running)), self.rpm)
 
 
 @dataclass(frozen=True)
@@ -344,15 +360,12 @@ class VersionNotification:
     @classmethod
     def from_bytes(cls, data: BytesLike) -> Self:
         """Decode; raises :class:`~drivers.codecs.errors.DecodeError`."""
-        reader = _open_frame(data, DEVICE_HEADER, 4 + _VERSION_PAYLOAD)
-        _expect_type(reader, FrameType.VERSION)
-        reader.u8("length")  # not relied on, see the module docstring
+        reader = _open_notification(data, FrameType.VERSION, _VERSION_PAYLOAD)
         reader.take(_UNKNOWN_FILL, "version")
         return cls(reader.u16be("version"))
 
     def __bytes__(self) -> bytes:
-        payload = bytes(_UNKNOWN_FILL) + u16be(self.code)
-        return _frame(DEVICE_HEADER, FrameType.VERSION, payload)
+        return _notification(FrameType.VERSION, b"", self.code)
 
 
 @dataclass(frozen=True)

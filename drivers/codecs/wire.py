@@ -7,29 +7,41 @@ frame's constructor raises (:class:`EncodeError`) into :class:`DecodeError` for 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Final
+from typing import Final, TypeVar
 
 from drivers.codecs.errors import DecodeError, EncodeError
 
 __all__ = [
     "ATT_MAX_VALUE_LENGTH",
+    "NOT_KNOWN_S16",
+    "S16_MAX",
     "BytesLike",
     "Reader",
     "check_range",
     "decoding",
+    "optional_s16",
+    "read_single",
     "s16",
     "u8",
     "u16",
     "u16be",
 ]
 
+_T = TypeVar("_T")
+
 BytesLike = bytes | bytearray | memoryview
 """What decoders accept: bleak hands notifications over as ``bytearray``."""
 
 ATT_MAX_VALUE_LENGTH: Final = 512
 """The longest attribute value ATT allows (Core Spec Vol 3 Part F 3.2.9)."""
+
+NOT_KNOWN_S16: Final = -0x8000
+"""sint16 0x8000: "value not known" (as in SIG Temperature 0x2A6E and the open profile)."""
+
+S16_MAX: Final = 0x7FFF
+"""The largest sint16."""
 
 
 def check_range(
@@ -65,6 +77,11 @@ def u16(value: int) -> bytes:
 def s16(value: int) -> bytes:
     """A signed 16-bit little-endian integer."""
     return value.to_bytes(2, "little", signed=True)
+
+
+def optional_s16(value: int | None) -> bytes:
+    """A signed 16-bit little-endian integer; None is sent as :data:`NOT_KNOWN_S16`."""
+    return s16(NOT_KNOWN_S16 if value is None else value)
 
 
 def u16be(value: int) -> bytes:
@@ -123,6 +140,11 @@ class Reader:
         """A signed 16-bit little-endian integer."""
         return int.from_bytes(self.take(2, field), "little", signed=True)
 
+    def optional_s16(self, field: str) -> int | None:
+        """A signed 16-bit little-endian integer; :data:`NOT_KNOWN_S16` reads as None."""
+        value = self.s16(field)
+        return None if value == NOT_KNOWN_S16 else value
+
     def u16be(self, field: str) -> int:
         """An unsigned 16-bit big-endian integer."""
         return int.from_bytes(self.take(2, field), "big")
@@ -140,3 +162,16 @@ class Reader:
                 f"{self.remaining} unexpected trailing byte(s) after a "
                 f"{self._pos}-byte frame ({len(self._data)} bytes received)",
             )
+
+
+def read_single(
+    data: BytesLike, protocol: str, read: Callable[[Reader, str], _T], field: str
+) -> _T:
+    """The one field a frame holds, read with a :class:`Reader` method (e.g. ``Reader.u8``).
+
+    Raises :class:`DecodeError` when the frame is not bytes, too short, or longer than the field.
+    """
+    reader = Reader(data, protocol)
+    value = read(reader, field)
+    reader.end()
+    return value

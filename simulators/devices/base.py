@@ -6,12 +6,11 @@ A :class:`SimulatedDevice` owns a bumble virtual controller, host and device on 
 that steps the device's firmware core on the injected :class:`~drivers.clock.Clock`, sends
 telemetry every :data:`TICK_S` clock seconds and state notifications on every change, and
 carries out the scheduled faults (link drops, refusing connections, notification loss and
-delay, a dying battery). Families implement the hooks at the bottom of the class.
+delay, a dying battery). Families implement the hooks of :class:`~.hooks.FamilyHooks`.
 """
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import logging
 import math
@@ -25,7 +24,7 @@ from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
-from drivers.clock import Clock, at_least_real
+from drivers.clock import Clock
 from drivers.codecs import sig_common as sig
 from simulators.catalog import DeviceSpec, FaultKind, SimulatorError
 from simulators.devices.gatt import (
@@ -35,6 +34,7 @@ from simulators.devices.gatt import (
     advertising_data,
     make_bumble_device,
 )
+from simulators.devices.hooks import FamilyHooks
 from simulators.devices.sig_services import (
     ADVERTISING_INTERVAL_MS,
     advertising_parameters,
@@ -46,25 +46,7 @@ from simulators.devices.state import DeviceState, StateCallback, Watchers
 from simulators.faults import FaultBook, FaultSpec, ScheduledFault, check_supported
 from simulators.radio import detach_controller
 
-__all__ = [
-    "ADVERTISING_INTERVAL_MS",
-    "LEASE_REAL_FLOOR_S",
-    "TICK_S",
-    "SimulatedDevice",
-    "lease_floor_for",
-]
-
-# A lease of 5 s is 83 ms of real time at x60, less than ordinary radio and event-loop jitter
-# on a busy machine. Under a scaled clock (demos, rehearsals) a simulated device therefore keeps
-# an output on for at least this much real time after a renewal. At x1 and in virtual time the
-# lease is exactly what the open profile says.
-LEASE_REAL_FLOOR_S = 0.25
-
-
-def lease_floor_for(clock: Clock) -> float:
-    """The shortest lease (clock seconds) a simulated device grants on ``clock``."""
-    return at_least_real(clock, 0.0, LEASE_REAL_FLOOR_S)
-
+__all__ = ["ADVERTISING_INTERVAL_MS", "TICK_S", "SimulatedDevice"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +67,11 @@ _RADIO_TASKS = (" firmware", " adv", " refuse")
 _ATT_UNLIKELY_ERROR = 0x0E
 
 
-class SimulatedDevice(abc.ABC):
+class SimulatedDevice(FamilyHooks):
     """One simulated device: identity from the catalog, firmware from the subclass."""
 
     def __init__(self, spec: DeviceSpec, *, clock: Clock, battery_pct: float = 100.0) -> None:
+        self._check_family(spec)
         if not 0.0 <= battery_pct <= 100.0:
             raise SimulatorError(f"A battery level must be 0..100 %, not {battery_pct}.")
         self.spec = spec
@@ -112,6 +95,12 @@ class SimulatedDevice(abc.ABC):
         self._battery_characteristic: SimCharacteristic | None = None
 
     # --- identity and state ----------------------------------------------------------------
+
+    @classmethod
+    def _check_family(cls, spec: DeviceSpec) -> None:
+        """Refuse a catalog entry of another family than the class simulates."""
+        if spec.family is not cls.family:
+            raise SimulatorError(f"{spec.key} is not {cls.described_as}.")
 
     @property
     def key(self) -> str:
@@ -497,53 +486,3 @@ class SimulatedDevice(abc.ABC):
             return handler(now)
 
         return read
-
-    # --- what each family provides ---------------------------------------------------------
-
-    @abc.abstractmethod
-    def _build_services(self) -> list[gatt.Service]:
-        """The family's GATT services (Battery and Device Information are added here)."""
-
-    @abc.abstractmethod
-    def _service_uuids(self) -> list[str]:
-        """The service UUIDs to advertise."""
-
-    def _busy(self) -> bool:
-        """Whether the output runs (ticks continue with nobody connected); default: no."""
-        return False
-
-    @abc.abstractmethod
-    def _advance(self, now: float) -> None:
-        """Step the firmware core to ``now``."""
-
-    @abc.abstractmethod
-    def _next_deadline(self) -> float | None:
-        """When the core next changes by itself (lease expiry, run cap, timer)."""
-
-    @abc.abstractmethod
-    async def _periodic(self, now: float) -> None:
-        """Telemetry sent every TICK_S."""
-
-    @abc.abstractmethod
-    async def _notify_changes(self, now: float) -> None:
-        """Notifications sent when the state changed since the last call."""
-
-    @abc.abstractmethod
-    def _link_lost(self, now: float) -> None:
-        """The last central went away."""
-
-    @abc.abstractmethod
-    def _battery_pct(self) -> float:
-        """The battery charge, percent."""
-
-    @abc.abstractmethod
-    def _set_battery(self, percent: float) -> None:
-        """Set the battery charge."""
-
-    @abc.abstractmethod
-    def _drain(self, now: float) -> None:
-        """Empty the battery: every output stops."""
-
-    @abc.abstractmethod
-    def _describe(self, base: DeviceState, now: float) -> DeviceState:
-        """Fill in the family's fields of a snapshot (use ``dataclasses.replace``)."""

@@ -22,7 +22,7 @@ from bumble import gatt
 from drivers.clock import Clock
 from drivers.codecs import heating_mat as hm
 from drivers.codecs.errors import DecodeError
-from simulators.catalog import DeviceFamily, DeviceSpec, SimulatorError
+from simulators.catalog import DeviceFamily, DeviceSpec
 from simulators.devices.base import SimulatedDevice
 from simulators.devices.gatt import AttRefusal, Properties, SimCharacteristic, service
 from simulators.devices.mat_core import MatCore
@@ -42,6 +42,9 @@ ATT_VALUE_NOT_ALLOWED = 0x13
 class SimHeatingMat(SimulatedDevice):
     """A level/timer heating mat on the virtual radio."""
 
+    family = DeviceFamily.HEATING_MAT
+    described_as = "a heating mat"
+
     def __init__(
         self,
         spec: DeviceSpec,
@@ -51,8 +54,6 @@ class SimHeatingMat(SimulatedDevice):
         params: ThermalParams | None = None,
         init_packet: bytes = hm.DEFAULT_INIT_PACKET,
     ) -> None:
-        if spec.family is not DeviceFamily.HEATING_MAT:
-            raise SimulatorError(f"{spec.key} is not a heating mat.")
         super().__init__(spec, clock=clock, battery_pct=battery_pct)
         self.core = MatCore(faults=self.faults, now=clock.now(), params=params)
         self.init_packet = init_packet

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from drivers.codecs import heating_mat as hm
+from simulators.devices.firmware import SteppedFirmware
 from simulators.faults import FaultBook
 from simulators.physics import (
     BatteryParams,
@@ -30,20 +31,19 @@ SECONDS_PER_HOUR = 3600.0
 MAINS_POWER = BatteryParams(idle=0.0, heat=0.0, cool=0.0, gun=0.0)
 
 
-class MatCore:
+class MatCore(SteppedFirmware):
     """Level, timer and the mat's thermal physics."""
 
     def __init__(
         self, *, faults: FaultBook, now: float, params: ThermalParams | None = None
     ) -> None:
-        self.faults = faults
+        super().__init__(faults=faults, now=now)
         self.params = params or ThermalParams()
         self.level = 0
         self.timer_hours = 0
         self.timer_deadline: float | None = None
         self.thermal: ThermalState = resting_thermal_state(self.params)
         self.powered = True
-        self.last_t = now
         self._stuck = False
 
     def next_deadline(self) -> float | None:
@@ -61,19 +61,8 @@ class MatCore:
             return ThermalDrive()
         return ThermalDrive(DriveMode.HEAT, float(celsius))
 
-    def advance(self, now: float) -> None:
-        """Bring physics and the timer up to ``now``."""
-        self._check(self.last_t)
-        while self.last_t < now:
-            end = now
-            for t in (self.timer_deadline, self.faults.next_change(self.last_t)):
-                if t is not None and self.last_t < t < end:
-                    end = t
-            self.thermal = step_thermal(
-                self.thermal, self.physical_drive(), end - self.last_t, self.params
-            )
-            self.last_t = end
-            self._check(end)
+    def _step(self, dt: float) -> None:
+        self.thermal = step_thermal(self.thermal, self.physical_drive(), dt, self.params)
 
     def _check(self, now: float) -> None:
         if self.faults.stuck_since(now) is None:

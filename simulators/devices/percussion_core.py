@@ -9,10 +9,8 @@ stall force it stops with OVERLOAD.
 
 from __future__ import annotations
 
-import math
-
 from drivers.codecs import open_profile as op
-from simulators.devices.thermal_core import LOW_BATTERY_CUTOFF_PCT
+from simulators.devices.firmware import LOW_BATTERY_CUTOFF_PCT, OpenFirmware
 from simulators.faults import FaultBook
 from simulators.physics import (
     BatteryParams,
@@ -28,7 +26,7 @@ __all__ = ["MAX_U16", "GunCore"]
 MAX_U16 = 0xFFFF
 
 
-class GunCore:
+class GunCore(OpenFirmware[op.PercussionStart]):
     """One percussion motor with its lease, run cap, flags, physics and battery."""
 
     def __init__(
@@ -42,23 +40,18 @@ class GunCore:
         battery_pct: float = 100.0,
         stop_on_link_loss: bool = True,
     ) -> None:
+        super().__init__(
+            faults=faults, now=now, battery_params=battery_params, battery_pct=battery_pct
+        )
         self.capabilities = capabilities
         self.params = params or GunParams()
-        self.battery_params = battery_params or BatteryParams()
-        self.faults = faults
         self.stop_on_link_loss = stop_on_link_loss
         self.running = False
         self.target_ppm = 0
         self.run_cap_s = 0
         self.run_started: float | None = None
-        self.lease_deadline: float | None = None
-        # Under a scaled clock the host's renewals keep real-time jitter: see lease_floor_for.
-        self.lease_floor_s = 0.0
-        self.flags = op.NO_FLAGS
         self.motor = GunState()
         self.force_n = 0.0
-        self.battery_pct = battery_pct
-        self.last_t = now
 
     # --- time ----------------------------------------------------------------------------
 
@@ -73,25 +66,19 @@ class GunCore:
         times = [t for t in (self.lease_deadline, self.cap_deadline()) if t is not None]
         return min(times, default=None)
 
-    def advance(self, now: float) -> None:
-        """Bring motor, battery, lease and cap up to ``now``."""
-        self._check(self.last_t)
-        while self.last_t < now:
-            end = now
-            for t in (self.next_deadline(), self.faults.next_change(self.last_t)):
-                if t is not None and self.last_t < t < end:
-                    end = t
-            dt = end - self.last_t
-            commanded = self.target_ppm if self.running and self.battery_pct > 0 else 0
-            rate = gun_drain_rate(
-                self.motor.speed_ppm, self.force_n, self.params, self.battery_params
-            )
-            self.battery_pct = drain_battery(self.battery_pct, rate, dt)
-            self.motor = step_gun(self.motor, commanded, self.force_n, dt, self.params)
-            self.last_t = end
-            self._check(end)
+    @property
+    def moving(self) -> bool:
+        """Whether the motor runs or still spins down."""
+        return self.running or self.motor.speed_ppm > 0
 
-    def _conditions(self) -> op.StatusFlags:
+    def _step(self, dt: float) -> None:
+        commanded = self.target_ppm if self.running and self.battery_pct > 0 else 0
+        rate = gun_drain_rate(self.motor.speed_ppm, self.force_n, self.params, self.battery_params)
+        self.battery_pct = drain_battery(self.battery_pct, rate, dt)
+        self.motor = step_gun(self.motor, commanded, self.force_n, dt, self.params)
+
+    def _conditions(self, now: float) -> op.StatusFlags:
+        del now  # the motor's conditions do not depend on the time
         flags = op.NO_FLAGS
         if self.force_n >= self.params.stall_force_n:
             flags |= op.StatusFlags.OVERLOAD
@@ -101,18 +88,18 @@ class GunCore:
 
     def _check(self, now: float) -> None:
         if self.lease_deadline is not None and now >= self.lease_deadline:
-            self._stop(op.StatusFlags.LEASE_EXPIRED)
+            self._output_off(op.StatusFlags.LEASE_EXPIRED)
         cap = self.cap_deadline()
         if cap is not None and now >= cap:
-            self._stop(op.StatusFlags.RUN_CAP_REACHED)
-        faults = self._conditions()
+            self._output_off(op.StatusFlags.RUN_CAP_REACHED)
+        faults = self._conditions(now)
         if faults and self.running:
             self.flags |= faults
-            self._stop(op.NO_FLAGS)
+            self._output_off(op.NO_FLAGS)
         elif faults & op.StatusFlags.SUPPLY_FAULT:
             self.flags |= op.StatusFlags.SUPPLY_FAULT
 
-    def _stop(self, event: op.StatusFlags) -> None:
+    def _output_off(self, event: op.StatusFlags) -> None:
         self.running = False
         self.target_ppm = 0
         self.run_cap_s = 0
@@ -122,19 +109,8 @@ class GunCore:
 
     # --- open-profile commands -----------------------------------------------------------
 
-    def command(self, data: bytes, now: float) -> None:
-        """Apply one Percussion Control Point write; CommandRejectedError carries the ATT error."""
-        self.advance(now)
-        command = op.decode_percussion_command(data)
-        if isinstance(command, op.PercussionStart):
-            self.start(command, now)
-        elif isinstance(command, op.LeaseRenew):
-            self.renew(command.lease_ms, now)
-        elif isinstance(command, op.ClearFlags):
-            self.flags &= self._conditions()
-        else:
-            self._stop(op.NO_FLAGS)
-        self._check(now)
+    def _decode(self, data: bytes) -> op.PercussionCommand:
+        return op.decode_percussion_command(data)
 
     def start(self, command: op.PercussionStart, now: float) -> None:
         """START: run (or change speed) with a fresh lease; the cap counts from the first START."""
@@ -153,8 +129,7 @@ class GunCore:
         self.running = True
         self.target_ppm = command.speed_ppm
         self.run_cap_s = command.run_cap_s
-        granted = op.grant_lease(command.lease_ms, self.capabilities.max_lease_ms)
-        self.lease_deadline = now + max(granted / 1000.0, self.lease_floor_s)
+        self._grant(command.lease_ms, self.capabilities.max_lease_ms, now)
 
     def renew(self, lease_ms: int, now: float) -> None:
         """RENEW: extend the lease of a running motor."""
@@ -162,8 +137,7 @@ class GunCore:
             raise op.CommandRejectedError(
                 op.AttError.NOT_PERMITTED_IN_STATE, "running", "the motor is stopped"
             )
-        granted = op.grant_lease(lease_ms, self.capabilities.max_lease_ms)
-        self.lease_deadline = now + max(granted / 1000.0, self.lease_floor_s)
+        self._grant(lease_ms, self.capabilities.max_lease_ms, now)
 
     # --- vendor (Theragun) command and the outside world ---------------------------------
 
@@ -171,7 +145,7 @@ class GunCore:
         """Host-timed speed command: 0 stops; no lease, no cap (Theragun)."""
         self.advance(now)
         if speed_ppm <= 0:
-            self._stop(op.NO_FLAGS)
+            self._output_off(op.NO_FLAGS)
         elif self.force_n < self.params.stall_force_n:
             if not self.running:
                 self.run_started = now
@@ -189,7 +163,7 @@ class GunCore:
         """The BLE link dropped: the open-profile gun stops at once and latches LINK_LOST."""
         self.advance(now)
         if self.stop_on_link_loss and self.running:
-            self._stop(op.StatusFlags.LINK_LOST)
+            self._output_off(op.StatusFlags.LINK_LOST)
         self._check(now)
 
     def drain(self, now: float) -> None:
@@ -197,16 +171,9 @@ class GunCore:
         self.advance(now)
         self.battery_pct = 0.0
         self._check(now)
-        self._stop(op.NO_FLAGS)
+        self._output_off(op.NO_FLAGS)
 
     # --- frames --------------------------------------------------------------------------
-
-    def lease_remaining_ms(self, now: float) -> int:
-        """Milliseconds left on the lease (0 while stopped or host-timed)."""
-        if self.lease_deadline is None:
-            return 0
-        remaining = math.ceil((self.lease_deadline - now) * 1000.0 - 1e-6)
-        return max(0, min(op.LEASE_MAX_MS, remaining))
 
     def run_time_s(self, now: float) -> float:
         """Seconds since the run started (0 while stopped)."""

@@ -20,7 +20,7 @@ from drivers.clock import Clock
 from drivers.codecs import sig_common as sig
 from drivers.codecs import sig_thermometer as ht
 from drivers.codecs.errors import DecodeError
-from simulators.catalog import DeviceFamily, DeviceSpec, SimulatorError
+from simulators.catalog import DeviceFamily, DeviceSpec
 from simulators.devices.base import SimulatedDevice
 from simulators.devices.gatt import AttRefusal, Properties, SimCharacteristic, service
 from simulators.devices.state import DeviceState
@@ -60,6 +60,9 @@ class SkinSource(Protocol):
 class SimSkinProbe(SimulatedDevice):
     """A skin thermometer under a pad."""
 
+    family = DeviceFamily.SKIN_PROBE
+    described_as = "a skin probe"
+
     def __init__(
         self,
         spec: DeviceSpec,
@@ -68,8 +71,6 @@ class SimSkinProbe(SimulatedDevice):
         battery_pct: float = 100.0,
         battery_params: BatteryParams | None = None,
     ) -> None:
-        if spec.family is not DeviceFamily.SKIN_PROBE:
-            raise SimulatorError(f"{spec.key} is not a skin probe.")
         super().__init__(spec, clock=clock, battery_pct=battery_pct)
         self.under: SkinSource | None = None
         self.interval_s = DEFAULT_INTERVAL_S

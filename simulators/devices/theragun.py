@@ -18,11 +18,9 @@ from drivers.clock import Clock
 from drivers.codecs import theragun as tg
 from drivers.codecs.errors import DecodeError
 from simulators.catalog import DeviceFamily, DeviceSpec, SimulatorError
-from simulators.devices.base import SimulatedDevice
 from simulators.devices.gatt import AttRefusal, Properties, SimCharacteristic, service
-from simulators.devices.open_percussion import gun_fields
+from simulators.devices.gun_device import GunDevice
 from simulators.devices.percussion_core import GunCore
-from simulators.devices.state import DeviceState
 from simulators.physics import GunParams
 
 __all__ = ["ATT_VALUE_NOT_ALLOWED", "SimTheragun"]
@@ -37,8 +35,11 @@ def _version_code(text: str) -> int:
     return tg.VersionNotification.from_parts(parts[0], parts[1], parts[2]).code
 
 
-class SimTheragun(SimulatedDevice):
+class SimTheragun(GunDevice):
     """A Theragun PRO (Gen-4) on the virtual radio."""
+
+    family = DeviceFamily.THERAGUN
+    described_as = "a Theragun"
 
     def __init__(
         self,
@@ -48,33 +49,31 @@ class SimTheragun(SimulatedDevice):
         battery_pct: float = 100.0,
         model: tg.TheragunModel = tg.TheragunModel.PRO,
     ) -> None:
-        if spec.family is not DeviceFamily.THERAGUN:
-            raise SimulatorError(f"{spec.key} is not a Theragun.")
+        self._check_family(spec)  # before the model, as the spec is the first thing to fit
         max_rpm = tg.MODELS[model].max_rpm
         if max_rpm is None:
             raise SimulatorError(f"The {model.value} has no published speed command to simulate.")
-        super().__init__(spec, clock=clock, battery_pct=battery_pct)
+        super().__init__(
+            spec,
+            clock=clock,
+            battery_pct=battery_pct,
+            core=lambda faults: GunCore(
+                faults=faults,
+                now=clock.now(),
+                capabilities=None,
+                params=GunParams(max_speed_ppm=max_rpm),
+                battery_pct=battery_pct,
+                stop_on_link_loss=False,
+            ),
+        )
         self.model = model
         self.max_rpm = max_rpm
-        self.core = GunCore(
-            faults=self.faults,
-            now=clock.now(),
-            capabilities=None,
-            params=GunParams(max_speed_ppm=max_rpm),
-            battery_pct=battery_pct,
-            stop_on_link_loss=False,
-        )
         self._version = tg.VersionNotification(_version_code(spec.firmware))
         self._pending: list[bytes] = []
         self._sent: tuple[bool, int] | None = None
         self._notify_char = SimCharacteristic(
             tg.NOTIFY_UUID, Properties.NOTIFY, label=f"{self.key} notify"
         )
-
-    def press(self, force_n: float) -> None:
-        """The user presses the gun into a muscle with ``force_n`` newtons (0 = lifted off)."""
-        self.core.press(force_n, self.clock.now())
-        self._poke()
 
     def status_frame(self) -> tg.StatusNotification:
         """The status the gun reports now (running, commanded speed in rpm)."""
@@ -111,15 +110,6 @@ class SimTheragun(SimulatedDevice):
 
     # --- firmware hooks ------------------------------------------------------------------
 
-    def _advance(self, now: float) -> None:
-        self.core.advance(now)
-
-    def _busy(self) -> bool:
-        return self.core.running or self.core.motor.speed_ppm > 0
-
-    def _next_deadline(self) -> float | None:
-        return self.core.next_deadline()
-
     async def _periodic(self, now: float) -> None:
         return None
 
@@ -132,18 +122,3 @@ class SimTheragun(SimulatedDevice):
         pending, self._pending = self._pending, []
         for frame in pending:
             await self._notify(self._notify_char, frame)
-
-    def _link_lost(self, now: float) -> None:
-        self.core.link_lost(now)
-
-    def _set_battery(self, percent: float) -> None:
-        self.core.battery_pct = percent
-
-    def _battery_pct(self) -> float:
-        return self.core.battery_pct
-
-    def _drain(self, now: float) -> None:
-        self.core.drain(now)
-
-    def _describe(self, base: DeviceState, now: float) -> DeviceState:
-        return gun_fields(base, self.core, now, flags=())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from drivers.codecs import open_profile as op
+from simulators.devices.firmware import LOW_BATTERY_CUTOFF_PCT, OpenFirmware, flag_names
 from simulators.faults import FaultBook, FaultKind, StuckHeater
 from simulators.physics import (
     BatteryParams,
@@ -35,24 +36,11 @@ OVER_TEMPERATURE_MARGIN_C = 3.0
 RESTING_SPAN_C = (15.0, 40.0)
 # Sensor readings outside this span are implausible for a pad on a body: SENSOR_FAULT.
 SENSOR_PLAUSIBLE_C = (-10.0, 80.0)
-# Below this charge the output stops and SUPPLY_FAULT latches (the cell protects itself).
-LOW_BATTERY_CUTOFF_PCT = 2.0
 
 _MODE_TO_DRIVE = {op.ThermalMode.HEAT: DriveMode.HEAT, op.ThermalMode.COLD: DriveMode.COLD}
 
 
-def flag_names(flags: op.StatusFlags) -> tuple[str, ...]:
-    """Lower-case names of the set flags (unknown bits as ``bit<n>``)."""
-    names = []
-    for bit in range(16):
-        value = 1 << bit
-        if flags & value:
-            name = op.StatusFlags(value).name
-            names.append(name.lower() if name else f"bit{bit}")
-    return tuple(names)
-
-
-class ThermalCore:
+class ThermalCore(OpenFirmware[op.ThermalStart]):
     """One thermal output with its lease, flags, physics and battery."""
 
     def __init__(
@@ -67,45 +55,28 @@ class ThermalCore:
         battery_pct: float = 100.0,
         max_lease_ms: int = op.LEASE_MAX_MS,
     ) -> None:
+        super().__init__(
+            faults=faults, now=now, battery_params=battery_params, battery_pct=battery_pct
+        )
         self.capabilities = op.ThermalCapabilities.from_celsius(
             heat_range_c, cold_range_c, max_lease_ms
         )
         self.heat_range_c = heat_range_c
         self.cold_range_c = cold_range_c
         self.params = params or ThermalParams()
-        self.battery_params = battery_params or BatteryParams()
-        self.faults = faults
         self.mode = op.ThermalMode.OFF
         self.setpoint_centi: int | None = None
-        self.lease_deadline: float | None = None
-        # Under a scaled clock the host's renewals keep real-time jitter: see lease_floor_for.
-        self.lease_floor_s = 0.0
-        self.flags = op.NO_FLAGS
         self.thermal: ThermalState = resting_thermal_state(self.params)
-        self.battery_pct = battery_pct
-        self.last_t = now
         # Direction a welded output keeps driving in (set while a stuck fault holds it).
         self._stuck: DriveMode | None = None
 
     # --- time ----------------------------------------------------------------------------
 
-    def advance(self, now: float) -> None:
-        """Bring physics, battery, lease and self-protection up to ``now``."""
-        self._check(self.last_t)
-        while self.last_t < now:
-            end = now
-            if self.lease_deadline is not None and self.last_t < self.lease_deadline < end:
-                end = self.lease_deadline
-            change = self.faults.next_change(self.last_t)
-            if change is not None and change < end:
-                end = change
-            drive = self.physical_drive()
-            dt = end - self.last_t
-            rate = thermal_drain_rate(self.thermal, drive, self.params, self.battery_params)
-            self.battery_pct = drain_battery(self.battery_pct, rate, dt)
-            self.thermal = step_thermal(self.thermal, drive, dt, self.params)
-            self.last_t = end
-            self._check(end)
+    def _step(self, dt: float) -> None:
+        drive = self.physical_drive()
+        rate = thermal_drain_rate(self.thermal, drive, self.params, self.battery_params)
+        self.battery_pct = drain_battery(self.battery_pct, rate, dt)
+        self.thermal = step_thermal(self.thermal, drive, dt, self.params)
 
     def next_deadline(self) -> float | None:
         """When something happens by itself (lease expiry), for the device's timer."""
@@ -164,28 +135,17 @@ class ThermalCore:
         elif self._stuck is None and self.mode != op.ThermalMode.OFF:
             self._stuck = _MODE_TO_DRIVE.get(self.mode)
         if self.lease_deadline is not None and now >= self.lease_deadline:
-            self._switch_off(op.StatusFlags.LEASE_EXPIRED)
+            self._output_off(op.StatusFlags.LEASE_EXPIRED)
         faults = self._conditions(now)
         if faults:
             self.flags |= faults
             if self.mode != op.ThermalMode.OFF:
-                self._switch_off(op.NO_FLAGS)
+                self._output_off(op.NO_FLAGS)
 
     # --- commands ------------------------------------------------------------------------
 
-    def command(self, data: bytes, now: float) -> None:
-        """Apply one control-point write; CommandRejectedError carries the ATT error."""
-        self.advance(now)
-        command = op.decode_thermal_command(data)
-        if isinstance(command, op.ThermalStart):
-            self.start(command, now)
-        elif isinstance(command, op.LeaseRenew):
-            self.renew(command.lease_ms, now)
-        elif isinstance(command, op.ClearFlags):
-            self.flags &= self._conditions(now)
-        else:
-            self._switch_off(op.NO_FLAGS)
-        self._check(now)
+    def _decode(self, data: bytes) -> op.ThermalCommand:
+        return op.decode_thermal_command(data)
 
     def start(self, command: op.ThermalStart, now: float) -> None:
         """START: switch on (or change mode/setpoint) with a fresh lease."""
@@ -199,8 +159,7 @@ class ThermalCore:
         self.flags &= ~op.EVENT_FLAGS
         self.mode = command.mode
         self.setpoint_centi = command.setpoint_centi
-        granted = op.grant_lease(command.lease_ms, self.capabilities.max_lease_ms)
-        self.lease_deadline = now + max(granted / 1000.0, self.lease_floor_s)
+        self._grant(command.lease_ms, self.capabilities.max_lease_ms, now)
 
     def renew(self, lease_ms: int, now: float) -> None:
         """RENEW: extend the lease of a running output."""
@@ -208,14 +167,13 @@ class ThermalCore:
             raise op.CommandRejectedError(
                 op.AttError.NOT_PERMITTED_IN_STATE, "mode", "the output is OFF"
             )
-        granted = op.grant_lease(lease_ms, self.capabilities.max_lease_ms)
-        self.lease_deadline = now + max(granted / 1000.0, self.lease_floor_s)
+        self._grant(lease_ms, self.capabilities.max_lease_ms, now)
 
     def link_lost(self, now: float) -> None:
         """The BLE link dropped: a running output goes OFF at once and LINK_LOST latches."""
         self.advance(now)
         if self.mode != op.ThermalMode.OFF:
-            self._switch_off(op.StatusFlags.LINK_LOST)
+            self._output_off(op.StatusFlags.LINK_LOST)
         self._check(now)
 
     def drain(self, now: float) -> None:
@@ -225,20 +183,13 @@ class ThermalCore:
         self._stuck = None
         self._check(now)
 
-    def _switch_off(self, event: op.StatusFlags) -> None:
+    def _output_off(self, event: op.StatusFlags) -> None:
         self.mode = op.ThermalMode.OFF
         self.setpoint_centi = None
         self.lease_deadline = None
         self.flags |= event
 
     # --- frames --------------------------------------------------------------------------
-
-    def lease_remaining_ms(self, now: float) -> int:
-        """Milliseconds left on the lease (0 while OFF)."""
-        if self.lease_deadline is None:
-            return 0
-        remaining = math.ceil((self.lease_deadline - now) * 1000.0 - 1e-6)
-        return max(0, min(op.LEASE_MAX_MS, remaining))
 
     def state_frame(self, now: float) -> op.ThermalState:
         """The Thermal State characteristic value."""
