@@ -32,6 +32,21 @@ from profiles.plan import Plan
 from simulators.devices.state import DeviceState
 from simulators.world import SimWorld
 
+# A one-cycle contrast (2 + 2 minutes): short sessions for control and fault tests.
+CONTRAST_MINI = """
+name = "contrast-mini"
+title = "Contrast, one short cycle"
+kind = "contrast"
+area = "lower-back"
+
+[contrast]
+heat_minutes = 2
+cold_minutes = 2
+cycles = 1
+heat_celsius = 42
+cold_celsius = 12
+"""
+
 LIBRARY = ProfileLibrary(Path("/nonexistent-relieve-config"))
 WORLD = ("contrast-pad", "massage-gun", "skin-probe")
 ADDRESSES = {

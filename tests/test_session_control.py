@@ -15,21 +15,7 @@ import pytest
 
 from controller.events import Alarm, Event, Finished, PhaseChanged, StateChanged
 from controller.runner import OFF_TIMEOUT_S, SessionRunner
-from tests.session_harness import Bench, assert_off, bench, recorded_phases
-
-CONTRAST_MINI = """
-name = "contrast-mini"
-title = "Contrast, one short cycle"
-kind = "contrast"
-area = "lower-back"
-
-[contrast]
-heat_minutes = 2
-cold_minutes = 2
-cycles = 1
-heat_celsius = 42
-cold_celsius = 12
-"""
+from tests.session_harness import CONTRAST_MINI, Bench, assert_off, bench, recorded_phases
 
 PAD = "contrast-pad"
 HEAT_S = 120.0

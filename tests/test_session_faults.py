@@ -28,6 +28,7 @@ from simulators.faults import (
     StuckHeater,
 )
 from tests.session_harness import (
+    CONTRAST_MINI,
     Bench,
     Stamped,
     assert_off,
@@ -36,20 +37,6 @@ from tests.session_harness import (
     planned_phases,
     recorded_phases,
 )
-
-CONTRAST_MINI = """
-name = "contrast-mini"
-title = "Contrast, one short cycle"
-kind = "contrast"
-area = "lower-back"
-
-[contrast]
-heat_minutes = 2
-cold_minutes = 2
-cycles = 1
-heat_celsius = 42
-cold_celsius = 12
-"""
 
 # Phases of 67.5 s: the switch to cold falls between two lease renewals (they come every whole
 # second of the pad's ON time), so the cold START is the first write after it.

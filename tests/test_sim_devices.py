@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -30,23 +29,6 @@ STATUS_RUNNING_2400 = bytes.fromhex("BB 85 10 0B 01 00 00 00 00 00 00 00 00 09 6
 STATUS_STOPPED = bytes.fromhex("BB 1B 10 0B 00 00 00 00 00 00 00 00 00 00 00")
 # Version 1.0.0 -> code 100 = 0x0064.
 VERSION_1_0_0 = bytes.fromhex("BB 8E 20 0A 00 00 00 00 00 00 00 00 00 64")
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-async def world(clock: VirtualClock) -> AsyncIterator[SimWorld]:
-    async with SimWorld(clock=clock) as world:
-        yield world
-
-
-@pytest.fixture
-async def central(world: SimWorld) -> AsyncIterator[BumbleCentral]:
-    async with BumbleCentral(world.link) as central:
-        yield central
 
 
 async def next_value(queue: asyncio.Queue[bytes]) -> bytes:

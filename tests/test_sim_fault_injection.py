@@ -37,20 +37,9 @@ LINK_SUPERVISION_TIMEOUT = 0x08  # HCI reason a peer sees when a device drops ou
 
 
 @pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
 async def world(clock: VirtualClock) -> AsyncIterator[SimWorld]:
     async with SimWorld(clock=clock, devices=["contrast-pad", "skin-probe"]) as world:
         yield world
-
-
-@pytest.fixture
-async def central(world: SimWorld) -> AsyncIterator[BumbleCentral]:
-    async with BumbleCentral(world.link) as central:
-        yield central
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ standard Battery / Device Information services and advertising every device shar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -26,23 +25,6 @@ STATE = op.THERMAL_STATE_UUID
 PLATE = op.PLATE_TEMPERATURE_UUID
 # Real-time bound for anything that must be answered (a hang would otherwise last 30 s).
 ANSWER_WITHIN_S = 2.0
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-async def world(clock: VirtualClock) -> AsyncIterator[SimWorld]:
-    async with SimWorld(clock=clock) as world:
-        yield world
-
-
-@pytest.fixture
-async def central(world: SimWorld) -> AsyncIterator[BumbleCentral]:
-    async with BumbleCentral(world.link) as central:
-        yield central
 
 
 @pytest.fixture

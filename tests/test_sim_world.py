@@ -44,17 +44,6 @@ at = 30
 
 
 @pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-async def world(clock: VirtualClock) -> AsyncIterator[SimWorld]:
-    async with SimWorld(clock=clock) as world:
-        yield world
-
-
-@pytest.fixture
 async def bleak_world(world: SimWorld) -> AsyncIterator[SimWorld]:
     backend.use_link(world.link)
     yield world
