@@ -17,6 +17,7 @@ import asyncio
 import json
 import math
 import re
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -104,6 +105,8 @@ def _clock_text(seconds: float) -> str:
 
 # --- entry points -------------------------------------------------------------------------------
 
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as shells report it
+
 
 def scan(args: argparse.Namespace) -> int:
     """``relieve scan``."""
@@ -112,7 +115,24 @@ def scan(args: argparse.Namespace) -> int:
 
 def device(args: argparse.Namespace) -> int:
     """``relieve device ...``."""
-    return asyncio.run(run_device(args, clock=MonotonicClock(), out=sys.stdout, err=sys.stderr))
+    try:
+        return asyncio.run(_until_terminated(args))
+    except asyncio.CancelledError:
+        # SIGTERM: run_device has already turned the output off (or said it could not)
+        print("relieve: terminated.", file=sys.stderr)
+        return EXIT_TERMINATED
+
+
+async def _until_terminated(args: argparse.Namespace) -> int:
+    """Run the device action; SIGTERM cancels it like Ctrl-C, so the output goes OFF first."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await run_device(args, clock=MonotonicClock(), out=sys.stdout, err=sys.stderr)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 @asynccontextmanager
