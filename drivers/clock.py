@@ -16,9 +16,11 @@ simulators both import (DESIGN.md: simulators use drivers' codecs; the controlle
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 import time
+from collections.abc import Sized
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Clock", "MonotonicClock", "ScaledClock", "VirtualClock", "at_least_real"]
@@ -94,11 +96,12 @@ class ScaledClock:
         await self.sleep_until(self.now() + seconds)
 
 
-# How many event-loop turns the virtual clock lets pass before it believes that every task
-# has either finished or gone to sleep on the clock. In-process work (bumble's LocalLink,
-# queues, futures) completes in a few turns per hop; a GATT round trip takes about 10, and a
-# driver command with its follow-up notifications up to ~40: 60 leaves a margin.
-SETTLE_TURNS = 60
+# At most this many event-loop turns pass before the virtual clock believes that every task has
+# either finished or gone to sleep on the clock. It normally stops as soon as the loop has
+# nothing left to run (see VirtualClock.settle); the cap only bounds a loop that never goes
+# idle (a task that yields without end), and sets the count on event loops whose ready queue
+# cannot be seen.
+SETTLE_TURNS = 500
 
 
 class VirtualClock:
@@ -139,9 +142,18 @@ class VirtualClock:
         return self._sleepers[0][0] if self._sleepers else None
 
     async def settle(self) -> None:
-        """Let every task that can run without time passing run."""
+        """Let every task that can run without time passing run.
+
+        Yields to the event loop until nothing is ready to run at this instant: in-process work
+        (bumble's link, queues, futures) always has a callback ready until it is done or asleep
+        on the clock. Work that waits on real time (a socket, a real time-out) is not waited
+        for; :meth:`run` gives it real time when nothing sleeps on the clock.
+        """
+        ready = _ready_queue(asyncio.get_running_loop())
         for _ in range(self._settle_turns):
             await asyncio.sleep(0)
+            if ready is not None and not ready:
+                return
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, waking sleepers in order."""
@@ -184,6 +196,17 @@ class VirtualClock:
     def _drop_cancelled(self) -> None:
         while self._sleepers and self._sleepers[0][2].done():
             heapq.heappop(self._sleepers)
+
+
+def _ready_queue(loop: asyncio.AbstractEventLoop) -> Sized | None:
+    """The queue of callbacks ``loop`` will run on its next turn, where it can be seen.
+
+    asyncio has no public "is the loop idle" call; CPython's event loops (3.11 to 3.14) keep
+    their ready callbacks in ``_ready``. Elsewhere (uvloop) None: settle then yields the full
+    :data:`SETTLE_TURNS`.
+    """
+    ready = getattr(loop, "_ready", None)
+    return ready if isinstance(ready, collections.deque) else None
 
 
 def at_least_real(clock: Clock, clock_s: float, real_floor_s: float) -> float:

@@ -25,9 +25,9 @@ from bumble.device import Connection, Device
 from bumble.gatt import GATT_REQUEST_TIMEOUT
 from bumble.host import Host
 from bumble.transport import open_transport
-from bumble.transport.common import AsyncPipeSink, Transport, TransportSpecError
+from bumble.transport.common import Transport, TransportSpecError
 
-from simulators.radio import SimController, detach_controller
+from simulators.radio import SimController, SimHost, detach_controller
 
 if TYPE_CHECKING:
     from bumble.gatt_client import Client
@@ -170,7 +170,7 @@ class SimAdapter:
     async def on_link(cls, link: LocalLink) -> SimAdapter:
         """An adapter whose controller joins ``link`` in this process."""
         controller = SimController(ADAPTER_NAME, link=link)
-        host = Host(controller, AsyncPipeSink(controller))
+        host = SimHost(controller)
         device = Device(name=ADAPTER_NAME, address=hci.Address.generate_static_address(), host=host)
         adapter = cls(device, description="in-process link", controller=controller)
         try:

@@ -2,6 +2,9 @@
 
 This is what any third-party bumble peripheral does to join the simulated radio (a stock bumble
 controller on the link, a host, a device, advertising); simulated products build richer ones.
+With ``fast_path`` it is wired like the simulated products instead (:class:`SimHost` on a
+:class:`SimController`: L2CAP frames without HCI ACL packets), so tests and benchmarks can
+compare the two.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from bumble.controller import Controller
 from bumble.device import Device
 from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
+
+from simulators.radio import SimController, SimHost
 
 if TYPE_CHECKING:
     from bumble.link import LocalLink
@@ -62,15 +67,22 @@ async def start_peripheral(
     advertising_data: bytes | None = None,
     advertising_interval_ms: float = ADVERTISING_INTERVAL_MS,
     max_mtu: int | None = None,
+    fast_path: bool = False,
 ) -> Device:
     """Power on a bumble peripheral on ``link`` and advertise it (again after each disconnect).
 
     ``address`` is a random static address such as ``"F0:00:00:00:00:01"``. Without
-    ``advertising_data`` the name and the services' UUIDs are advertised.
+    ``advertising_data`` the name and the services' UUIDs are advertised. ``fast_path`` wires
+    it as our simulated devices are (see :class:`simulators.radio.SimHost`).
     """
     services = list(services)
-    controller = Controller(f"peripheral {name}", link=link)
-    host = Host(controller, AsyncPipeSink(controller))
+    host: Host
+    if fast_path:
+        sim_controller = SimController(f"peripheral {name}", link=link)
+        host = SimHost(sim_controller)
+    else:
+        controller = Controller(f"peripheral {name}", link=link)
+        host = Host(controller, AsyncPipeSink(controller))
     device = Device(name=name, address=hci.Address(address), host=host)
     device.add_services(services)
     if max_mtu is not None:

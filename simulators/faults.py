@@ -411,11 +411,13 @@ class FaultBook:
 
     def active(self, kind: FaultKind, now: float) -> list[ScheduledFault]:
         """The faults of ``kind`` in force at ``now``."""
+        if not self._faults:  # the usual case, asked many times a clock second
+            return []
         return [f for f in self._faults if f.kind is kind and f.active(now)]
 
     def is_active(self, kind: FaultKind, now: float) -> bool:
         """Whether any fault of ``kind`` is in force at ``now``."""
-        return any(f.kind is kind and f.active(now) for f in self._faults)
+        return bool(self._faults) and any(f.kind is kind and f.active(now) for f in self._faults)
 
     def active_kinds(self, now: float) -> frozenset[FaultKind]:
         """Every kind in force at ``now`` (one-shot faults count once fired)."""

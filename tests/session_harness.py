@@ -58,11 +58,6 @@ ADDRESSES = {
     "heating-mat": "C0:DE:00:00:00:06",
     "skin-probe": "C0:DE:00:00:00:07",
 }
-# Event-loop turns the virtual clock lets pass before it moves time on. A multi-write command
-# through bumble (the heating mat's timer + level + status read-back) needs more than the
-# clock's default of 20, or virtual time jumps a tick while a GATT write is in flight and
-# phase lengths come out a second long.
-SETTLE_TURNS = 60
 # Real seconds a test waits for a device to let go at the end (the driver's own OFF bound is 5).
 DISCONNECT_TIMEOUT_S = 3.0
 
@@ -282,7 +277,7 @@ def assert_off(world: SimWorld, key: str) -> None:
 
 @contextlib.asynccontextmanager
 async def bench(tmp_path: Path, devices: Sequence[str] = WORLD) -> AsyncIterator[Bench]:
-    clock = VirtualClock(settle_turns=SETTLE_TURNS)
+    clock = VirtualClock()
     async with open_radio(simulate=True, clock=clock, devices=devices) as radio:
         ledger = Ledger.open(tmp_path / "data", simulated=True)
         b = Bench(clock, radio, ledger)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import AsyncIterator
 
@@ -10,11 +11,12 @@ import pytest
 from bleak import BleakClient, BleakScanner
 from bumble import core, gatt, hci
 from bumble.device import Connection, Device
+from bumble.snoop import Snooper
 
 from simulators import backend
 from simulators._mapping import parse_advertising_data
 from simulators._peripheral import start_peripheral
-from simulators.radio import DelayedLink
+from simulators.radio import DelayedLink, detach_controller
 
 WAIT_S = 1.0
 LATENCY_S = 0.005
@@ -24,7 +26,9 @@ SINK = "5a1e2001-0000-4000-8000-00000000c0c0"
 P = gatt.Characteristic.Properties
 
 
-async def start_sink(link: DelayedLink, received: list[bytes]) -> Device:
+async def start_sink(
+    link: DelayedLink, received: list[bytes], *, fast_path: bool = False
+) -> Device:
     def record(connection: Connection, value: bytes) -> None:
         del connection
         received.append(value)
@@ -41,7 +45,21 @@ async def start_sink(link: DelayedLink, received: list[bytes]) -> Device:
         address=ADDRESS,
         services=[gatt.Service(SERVICE, [sink])],
         advertising_interval_ms=20,
+        fast_path=fast_path,
     )
+
+
+class HciCounter(Snooper):
+    """Counts the HCI packets a host exchanges with its controller, by H4 packet type."""
+
+    ACL = hci.HCI_ACL_DATA_PACKET
+
+    def __init__(self) -> None:
+        self.types: collections.Counter[int] = collections.Counter()
+
+    def snoop(self, hci_packet: bytes, direction: Snooper.Direction) -> None:
+        del direction
+        self.types[hci_packet[0]] += 1
 
 
 def ended(device: Device) -> asyncio.Event:
@@ -58,11 +76,12 @@ async def reset_backend() -> AsyncIterator[None]:
     await backend.reset()
 
 
+@pytest.mark.parametrize("fast_path", [False, True], ids=["hci-acl", "fast-path"])
 @pytest.mark.usefixtures("reset_backend")
-async def test_delayed_link_delays_every_packet_and_keeps_order() -> None:
+async def test_delayed_link_delays_every_packet_and_keeps_order(fast_path: bool) -> None:
     link = DelayedLink(LATENCY_S)
     received: list[bytes] = []
-    sink = await start_sink(link, received)
+    sink = await start_sink(link, received, fast_path=fast_path)
     backend.use_link(link)
     async with BleakClient(ADDRESS, backend=backend.SimClient) as client:
         link_ended = ended(sink)
@@ -76,6 +95,49 @@ async def test_delayed_link_delays_every_packet_and_keeps_order() -> None:
         await link_ended.wait()  # the sink hears of it one link latency later
     assert 2 * LATENCY_S <= round_trip < 0.5  # the request and the response are both delayed
     assert received == [bytes([value]) for value in range(20)]
+
+
+@pytest.mark.parametrize("fast_path", [False, True], ids=["hci-acl", "fast-path"])
+@pytest.mark.usefixtures("reset_backend")
+async def test_the_fast_path_carries_the_same_gatt_traffic_without_hci_acl_packets(
+    fast_path: bool,
+) -> None:
+    link = DelayedLink()
+    received: list[bytes] = []
+    sink = await start_sink(link, received, fast_path=fast_path)
+    counter = HciCounter()
+    sink.host.snooper = counter
+    backend.use_link(link)  # the backend's own adapter is always a SimHost
+    async with BleakClient(ADDRESS, backend=backend.SimClient) as client:
+        for value in range(10):
+            await client.write_gatt_char(SINK, bytes([value]), response=value % 2 == 0)
+        assert await client.read_gatt_char(SINK) == b"ok"
+    assert received == [bytes([value]) for value in range(10)]
+    assert counter.types[hci.HCI_EVENT_PACKET] > 0  # connecting and disconnecting: HCI
+    if fast_path:
+        assert counter.types[HciCounter.ACL] == 0
+    else:  # a stock bumble peripheral: every ATT PDU is an ACL packet, both ways
+        assert counter.types[HciCounter.ACL] >= 2 * 6 + 5
+
+
+@pytest.mark.usefixtures("reset_backend")
+async def test_the_fast_path_drops_frames_for_a_link_that_has_ended() -> None:
+    link = DelayedLink()
+    received: list[bytes] = []
+    sink = await start_sink(link, received, fast_path=True)
+    backend.use_link(link)
+    gone = asyncio.Event()
+    async with BleakClient(
+        ADDRESS, backend=backend.SimClient, disconnected_callback=lambda _: gone.set()
+    ) as client:
+        await client.write_gatt_char(SINK, b"\x01", response=True)
+        controller = next(c for c in link.controllers if c.random_address == sink.random_address)
+        # The peripheral vanishes; the client has not heard yet and sends on.
+        detach_controller(controller, notify_host=True)
+        await client.write_gatt_char(SINK, b"\x02", response=False)
+        async with asyncio.timeout(WAIT_S):
+            await gone.wait()
+    assert received == [b"\x01"]
 
 
 def test_delayed_link_refuses_negative_latency() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -53,6 +54,49 @@ async def test_run_gives_real_time_to_work_outside_the_clock() -> None:
     task = asyncio.create_task(mixed())
     await clock.run(task)
     assert task.result() == 60
+
+
+async def test_in_process_work_finishes_before_virtual_time_moves_on() -> None:
+    clock = VirtualClock()
+    seen: list[tuple[str, float]] = []
+
+    async def long_chain() -> None:  # many hops, like a GATT exchange through bumble's stack
+        for _ in range(400):
+            await asyncio.sleep(0)
+        seen.append(("chain done", clock.now()))
+
+    async def sleeper() -> None:
+        await clock.sleep(1)
+        seen.append(("sleeper woke", clock.now()))
+
+    tasks = [asyncio.ensure_future(long_chain()), asyncio.ensure_future(sleeper())]
+    await clock.advance(1)
+    await asyncio.gather(*tasks)
+    assert seen == [("chain done", 0.0), ("sleeper woke", 1.0)]
+
+
+async def test_a_task_that_never_goes_idle_does_not_stop_virtual_time() -> None:
+    clock = VirtualClock()
+
+    async def spin() -> None:
+        for _ in itertools.count():
+            await asyncio.sleep(0)
+
+    spinner = asyncio.ensure_future(spin())
+    woke: list[float] = []
+
+    async def sleeper() -> None:
+        await clock.sleep(5)
+        woke.append(clock.now())
+
+    waiting = asyncio.ensure_future(sleeper())
+    try:
+        await clock.advance(10)
+        await waiting
+    finally:
+        spinner.cancel()
+    assert woke == [5.0]
+    assert clock.now() == 10.0
 
 
 async def test_scaled_clock_runs_faster_than_real_time() -> None:

@@ -190,7 +190,8 @@ async def test_short_link_blip_in_heat_pauses_then_delivers_the_rest_of_the_phas
     tmp_path: Path,
 ) -> None:
     async with bench(tmp_path) as b:
-        finished = await _contrast(b, "heat", PAD, Disconnect(at=30))
+        # out of range for 4 s: the link drops and the pad cannot be reached until it is back
+        finished = await _contrast(b, "heat", PAD, RefuseConnections(at=30, duration=4, hide=True))
         assert finished.outcome == "completed", finished
         assert finished.devices_off
         alarms = [e for e in b.of_type(Alarm) if isinstance(e, Alarm)]

@@ -18,11 +18,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bumble import gatt, hci
-from bumble.controller import Controller
 from bumble.device import AdvertisingSet, Connection, Device
-from bumble.host import Host
 from bumble.link import LocalLink
-from bumble.transport.common import AsyncPipeSink
 
 from drivers.clock import Clock
 from drivers.codecs import sig_common as sig
@@ -44,7 +41,7 @@ from simulators.devices.sig_services import (
 )
 from simulators.devices.state import DeviceState, StateCallback, Watchers
 from simulators.faults import FaultBook, FaultSpec, ScheduledFault, check_supported
-from simulators.radio import detach_controller
+from simulators.radio import SimController, SimHost, detach_controller
 
 __all__ = ["ADVERTISING_INTERVAL_MS", "TICK_S", "SimulatedDevice"]
 
@@ -80,7 +77,7 @@ class SimulatedDevice(FamilyHooks):
         self._watchers = Watchers()
         self._tasks: set[asyncio.Task[object]] = set()
         self._connections: list[Connection] = []
-        self._controller: Controller | None = None
+        self._controller: SimController | None = None
         self._device: Device | None = None
         self._server: GuardedServer | None = None
         self._advertising_set: AdvertisingSet | None = None
@@ -90,6 +87,7 @@ class SimulatedDevice(FamilyHooks):
         self._powered = True
         self._started = False
         self._wake = asyncio.Event()
+        self._woken: asyncio.Future[None] | None = None
         self._next_tick = math.inf
         self._battery_sent: int | None = None
         self._battery_characteristic: SimCharacteristic | None = None
@@ -187,8 +185,8 @@ class SimulatedDevice(FamilyHooks):
         """Put the device on the air on ``link``: power on, advertise, run its firmware."""
         if self._started:
             return
-        self._controller = Controller(f"sim-{self.key}", link=link)
-        host = Host(self._controller, AsyncPipeSink(self._controller))
+        self._controller = SimController(f"sim-{self.key}", link=link)
+        host = SimHost(self._controller)
         self._device, self._server = make_bumble_device(
             name=self.name, address=self.address, host=host, latency=self._latency
         )
@@ -253,6 +251,8 @@ class SimulatedDevice(FamilyHooks):
     def _poke(self) -> None:
         """Wake the firmware task: something changed that it must notify or act on."""
         self._wake.set()
+        if self._woken is not None:
+            _resolve(self._woken)
 
     def _latency(self) -> float:
         return self.faults.link_latency(self.clock.now())
@@ -282,16 +282,20 @@ class SimulatedDevice(FamilyHooks):
         """Sleep on the clock until ``deadline`` or until poked, whichever comes first."""
         if self._wake.is_set():
             return
-        waker = asyncio.ensure_future(self._wake.wait())
         if math.isinf(deadline):
-            await waker
+            await self._wake.wait()
             return
+        # One task on the clock, and the poke wakes the same future: a device sleeps about
+        # once a clock second for hours of virtual time, so this path is kept lean.
+        woken = asyncio.get_running_loop().create_future()
+        self._woken = woken
         sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
+        sleeper.add_done_callback(lambda _: _resolve(woken))
         try:
-            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+            await woken
         finally:
+            self._woken = None
             sleeper.cancel()
-            waker.cancel()
 
     async def _step(self, now: float) -> None:
         self._advance(now)
@@ -486,3 +490,8 @@ class SimulatedDevice(FamilyHooks):
             return handler(now)
 
         return read
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
