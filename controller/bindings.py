@@ -11,6 +11,9 @@ from drivers.base import (
     SafetyClass,
     TemperatureProbe,
     ThermalOutput,
+    is_percussion,
+    is_probe,
+    is_thermal,
 )
 from profiles.plan import Capabilities
 
@@ -32,6 +35,18 @@ class SessionDevices:
     gun: Percussion | None = None
     probe: TemperatureProbe | None = None
     manual: frozenset[str] = field(default_factory=frozenset)
+
+    def assign(self, role: str, device: object) -> bool:
+        """Bind ``device`` to ``role`` when it can take it; False (nothing bound) when not."""
+        if role in ("heat", "cold") and is_thermal(device):
+            setattr(self, role, device)
+        elif role == "gun" and is_percussion(device):
+            self.gun = device
+        elif role == "probe" and is_probe(device):
+            self.probe = device
+        else:
+            return False
+        return True
 
     def outputs(self) -> list[ThermalOutput | Percussion]:
         """Every distinct output device (a contrast pad bound to heat and cold counts once)."""

@@ -150,7 +150,7 @@ async def _bind(
         device = await open_device(value, backend=radio.backend, clock=clock)
         _check_kind(role, device, value)
         await _connect(device)
-        _assign(bound, role, device)
+        bound.assign(role, device)
     missing = [r for r in ("heat", "cold", "gun") if r in needed and explicit[r] is None]
     if missing or (needed & {"heat", "cold"} and explicit["probe"] is None):
         found = await scan(radio.backend, timeout_s=SCAN_FOR_ROLES_S)
@@ -178,15 +178,6 @@ def _check_kind(role: str, device: object, address: str) -> None:
     }[role]
     if not ok:
         raise RunError(f"{address} is not a {_ROLE_DEVICE.get(role, 'probe')}; check --{role}.")
-
-
-def _assign(bound: SessionDevices, role: str, device: object) -> None:
-    if role in ("heat", "cold") and is_thermal(device):
-        setattr(bound, role, device)
-    elif role == "gun" and is_percussion(device):
-        bound.gun = device
-    elif role == "probe" and is_probe(device):
-        bound.probe = device
 
 
 async def _bind_by_kind(
@@ -217,13 +208,13 @@ async def _bind_by_kind(
         if guns:
             gun = create_device(guns[0], backend=radio.backend, clock=clock)
             await _connect(gun)
-            _assign(bound, "gun", gun)
+            bound.assign("gun", gun)
     if needed & {"heat", "cold"} and bound.probe is None:
         probes = [r for r in found if r.kind == "probe" and r.supported]
         if probes:
             probe = create_device(probes[0], backend=radio.backend, clock=clock)
             await _connect(probe)
-            _assign(bound, "probe", probe)
+            bound.assign("probe", probe)
 
 
 def _choose_thermal(pads: list[ThermalOutput], missing: Sequence[str]) -> dict[str, ThermalOutput]:

@@ -5,7 +5,8 @@ Everything that measures therapy time takes a :class:`Clock` instead of calling
 
 * in real time (:class:`MonotonicClock`),
 * faster than real time for demos and rehearsals (:class:`ScaledClock`, e.g. x60), and
-* in virtual time for tests (:class:`VirtualClock`: a 30-minute session in milliseconds).
+* in virtual time for tests (:class:`VirtualClock`: time moves only when it is moved; the cost
+  of a session is then only the work done in it, see ``benchmarks/session_bench.py``).
 
 BLE and network time-outs are *not* therapy time and stay in real time.
 
@@ -108,8 +109,9 @@ class VirtualClock:
     """Virtual time for tests: time moves only when the test (or :meth:`run`) moves it.
 
     ``await clock.advance(1800)`` wakes every sleeper in deadline order, letting the event loop
-    settle after each wake-up, so a 30-minute session runs in well under a second and timers
-    fire in exactly the order they would in real time.
+    settle after each wake-up, so timers fire in exactly the order they would in real time and
+    a 30-minute session costs only the work done in it (about a second of real time with
+    simulated devices and their GATT traffic: ``benchmarks/session_bench.py``).
     """
 
     def __init__(self, start: float = 0.0, *, settle_turns: int = SETTLE_TURNS) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,6 @@ from controller.ledger_records import SessionRecord
 from controller.library import ProfileLibrary
 from controller.runner import AskResume, SessionRunner
 from controller.simulation import Radio, open_radio
-from drivers.base import is_percussion, is_probe, is_thermal
 from drivers.clock import VirtualClock
 from drivers.factory import AnyDevice, open_device
 from profiles.compiler import compile_plan
@@ -58,6 +58,8 @@ ADDRESSES = {
     "heating-mat": "C0:DE:00:00:00:06",
     "skin-probe": "C0:DE:00:00:00:07",
 }
+# The RAM disk, where the machine has one: see _ledger_parent.
+RAM_DISK = Path("/dev/shm")  # noqa: S108 - only ever a parent for mkdtemp
 # Real seconds a test waits for a device to let go at the end (the driver's own OFF bound is 5).
 DISCONNECT_TIMEOUT_S = 3.0
 
@@ -120,13 +122,7 @@ class Bench:
                     ADDRESSES[key], backend=self.radio.backend, clock=self.clock
                 )
                 await opened[key].connect()
-            device = opened[key]
-            if role in ("heat", "cold") and is_thermal(device):
-                setattr(self.devices, role, device)
-            elif role == "gun" and is_percussion(device):
-                self.devices.gun = device
-            elif role == "probe" and is_probe(device):
-                self.devices.probe = device
+            self.devices.assign(role, opened[key])
         self.devices.manual = frozenset(manual)
         return self.devices
 
@@ -275,11 +271,33 @@ def assert_off(world: SimWorld, key: str) -> None:
         assert not state.energised, f"{key} still drives its plate: {state}"
 
 
+def _ledger_parent(tmp_path: Path, stack: contextlib.ExitStack) -> Path:
+    """Where a bench keeps its ledger: on the RAM disk when the machine has one.
+
+    Every heartbeat (each 10 clock seconds) is a synchronous SQLite commit, about 1 ms on a
+    disk, and a session in virtual time beats every few milliseconds of real time. These tests
+    are about the engine, not the disk (the kill test keeps its ledger on disk).
+    """
+    try:
+        return Path(stack.enter_context(tempfile.TemporaryDirectory(dir=RAM_DISK)))
+    except OSError:
+        return tmp_path
+
+
 @contextlib.asynccontextmanager
 async def bench(tmp_path: Path, devices: Sequence[str] = WORLD) -> AsyncIterator[Bench]:
     clock = VirtualClock()
+    with contextlib.ExitStack() as stack:
+        async with _open_bench(clock, _ledger_parent(tmp_path, stack), devices) as b:
+            yield b
+
+
+@contextlib.asynccontextmanager
+async def _open_bench(
+    clock: VirtualClock, parent: Path, devices: Sequence[str]
+) -> AsyncIterator[Bench]:
     async with open_radio(simulate=True, clock=clock, devices=devices) as radio:
-        ledger = Ledger.open(tmp_path / "data", simulated=True)
+        ledger = Ledger.open(parent / "data", simulated=True)
         b = Bench(clock, radio, ledger)
         try:
             yield b
