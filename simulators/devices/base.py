@@ -86,7 +86,9 @@ class SimulatedDevice(FamilyHooks):
         self._refusing = False
         self._powered = True
         self._started = False
-        self._wake = asyncio.Event()
+        # Set by a poke; the firmware task clears it before each step. ``_woken`` is the future
+        # the sleeping firmware task waits on, resolved by a poke or by its clock deadline.
+        self._poked = False
         self._woken: asyncio.Future[None] | None = None
         self._next_tick = math.inf
         self._battery_sent: int | None = None
@@ -250,7 +252,7 @@ class SimulatedDevice(FamilyHooks):
 
     def _poke(self) -> None:
         """Wake the firmware task: something changed that it must notify or act on."""
-        self._wake.set()
+        self._poked = True
         if self._woken is not None:
             _resolve(self._woken)
 
@@ -269,7 +271,7 @@ class SimulatedDevice(FamilyHooks):
 
     async def _run(self) -> None:
         while self._started:
-            self._wake.clear()
+            self._poked = False
             now = self.clock.now()
             await self._step(now)
             tick = self._next_tick if self._ticking() else None
@@ -280,22 +282,22 @@ class SimulatedDevice(FamilyHooks):
 
     async def _sleep_until(self, deadline: float) -> None:
         """Sleep on the clock until ``deadline`` or until poked, whichever comes first."""
-        if self._wake.is_set():
+        if self._poked:
             return
-        if math.isinf(deadline):
-            await self._wake.wait()
-            return
-        # One task on the clock, and the poke wakes the same future: a device sleeps about
-        # once a clock second for hours of virtual time, so this path is kept lean.
+        # One future, resolved by a poke or by the clock: a device sleeps about once a clock
+        # second for hours of virtual time, so this path is kept lean.
         woken = asyncio.get_running_loop().create_future()
         self._woken = woken
-        sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
-        sleeper.add_done_callback(lambda _: _resolve(woken))
+        sleeper = None
+        if not math.isinf(deadline):
+            sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
+            sleeper.add_done_callback(lambda _: _resolve(woken))
         try:
             await woken
         finally:
             self._woken = None
-            sleeper.cancel()
+            if sleeper is not None:
+                sleeper.cancel()
 
     async def _step(self, now: float) -> None:
         self._advance(now)
