@@ -55,6 +55,7 @@ __all__ = [
     "local_day",
     "moment_text",
     "phase_end",
+    "still_planned_s",
     "when_text",
 ]
 
@@ -219,12 +220,27 @@ def _modality(mode: Mode) -> Modality | None:
 def is_heat_session(session: SessionRecord) -> bool:
     """Whether a recorded session counts as a heat/contrast session for H5.
 
-    It counts once it delivered any heat; a heat or contrast session still running counts from
-    its start (it may be pre-heating). A session that ended before any heat does not count.
+    It counts once it delivered any heat; a session still running counts from its start when it
+    plans heat (it may be pre-heating, or still binding its devices in another process). A
+    session that ended before any heat does not count.
     """
     if any(p.mode == "heat" for p in session.phases):
         return True
-    return session.outcome == "running" and session.kind in ("heat", "contrast")
+    if session.outcome != "running":
+        return False
+    return session.kind in ("heat", "contrast") or any(p.mode == "heat" for p in session.planned)
+
+
+def still_planned_s(session: SessionRecord, modality: Modality) -> float:
+    """Seconds of ``modality`` a running session plans beyond what it has recorded so far.
+
+    Another process's allowance check counts them as if delivered: the session is going to
+    deliver them (0 for a session that ended).
+    """
+    if session.outcome != "running":
+        return 0.0
+    planned = sum(p.duration_s for p in session.planned if _modality(p.mode) == modality)
+    return max(0.0, planned - delivered_seconds(session)[modality])
 
 
 # --- refusals -----------------------------------------------------------------------------------
@@ -387,6 +403,14 @@ def _c2(
             for p in s.phases
             if p.mode == "cold" and _area(p.area) == area
         ]
+        # a running session's cold still to come ends no earlier than its plan says
+        ends += [
+            s.started_at + timedelta(seconds=p.end_s)
+            for s in sessions
+            if s.outcome == "running"
+            for p in s.planned
+            if p.mode == "cold" and _area(p.area) == area
+        ]
         if not ends:
             continue
         earliest = max(ends) + rest - timedelta(seconds=offset)
@@ -434,6 +458,9 @@ def _m4(
         return []
     today = local_day(now, tz)
     done = exposure_on(today, sessions, tz).of("massage")
+    done += sum(
+        still_planned_s(s, "massage") for s in sessions if local_day(s.started_at, tz) == today
+    )
     daily = limits.massage_daily_max_s
     if done + planned <= daily + _EPS_S:
         return []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -22,6 +23,47 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+SCAN_TIMEOUT_MAX_S = 120.0  # `scan --timeout`: two minutes hears every device that advertises
+
+
+# --- numbers on the command line: argparse refuses them with one sentence (exit 2) before ----
+# --- anything is asked, printed or connected ------------------------------------------------
+
+
+def _finite(text: str, what: str, example: str) -> float:
+    """``text`` as a finite float; NaN, infinity and non-numbers are refused naming ``what``."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not {what}; give an ordinary number such as {example}"
+        )
+    return value
+
+
+def _speed(text: str) -> float:
+    """``run --speed`` / ``demo --speed``: a finite number. Its range (1-1000) and the rule that
+    only simulated devices run faster are checked as the session starts, before anything else."""
+    return _finite(text, "a speed", "60")
+
+
+def _scan_timeout(text: str) -> float:
+    """``scan --timeout``: seconds above 0, at most :data:`SCAN_TIMEOUT_MAX_S`."""
+    seconds = _finite(text, "a number of seconds", "5")
+    if not 0 < seconds <= SCAN_TIMEOUT_MAX_S:
+        raise argparse.ArgumentTypeError(
+            f"{text} s is not a time to listen for; give seconds above 0 and at most "
+            f"{SCAN_TIMEOUT_MAX_S:g}"
+        )
+    return seconds
+
+
+def _celsius(text: str) -> float:
+    """``device heat|cold --celsius``: a finite temperature (the limits are checked next)."""
+    return _finite(text, "a temperature", "40")
 
 
 def _profiles_list(args: argparse.Namespace) -> int:
@@ -72,9 +114,9 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     _add_simulation_options(run)
     run.add_argument(
         "--speed",
-        type=float,
+        type=_speed,
         metavar="N",
-        help="run time N times faster (simulated devices only)",
+        help="run time N times faster, 1-1000 (simulated devices only)",
     )
     run.add_argument("--json", action="store_true", help="one JSON event per line")
     run.add_argument(
@@ -177,7 +219,11 @@ def _add_simulation_options(parser: argparse.ArgumentParser) -> None:
 def _add_device_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     scan = commands.add_parser("scan", help="list the devices in range that relieve can drive")
     scan.add_argument(
-        "--timeout", type=float, default=5.0, metavar="S", help="listen S seconds (default 5)"
+        "--timeout",
+        type=_scan_timeout,
+        default=5.0,
+        metavar="S",
+        help=f"listen S seconds, at most {SCAN_TIMEOUT_MAX_S:g} (default 5)",
     )
     scan.add_argument("--json", action="store_true", help="print a JSON list")
     scan.add_argument("--all", action="store_true", help="also list devices relieve cannot drive")
@@ -211,7 +257,9 @@ def _add_device_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     info.add_argument("--json", action="store_true", help="print JSON")
     for name, verb in (("heat", "heat"), ("cold", "cool")):
         pad = action(name, f"{verb} a pad for a while, then switch it off")
-        pad.add_argument("--celsius", type=float, required=True, metavar="C", help="setpoint, °C")
+        pad.add_argument(
+            "--celsius", type=_celsius, required=True, metavar="C", help="setpoint, °C"
+        )
         pad.add_argument(
             "--for",
             dest="duration",
@@ -222,7 +270,9 @@ def _add_device_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         )
     gun = action("gun", "run a massage gun for a while, then stop it")
     speed = gun.add_mutually_exclusive_group(required=True)
-    speed.add_argument("--rpm", type=int, metavar="N", help="percussions per minute")
+    speed.add_argument(
+        "--rpm", type=int, metavar="N", help="percussions per minute, 1000-3616 (the gun's range)"
+    )
     speed.add_argument(
         "--level", choices=("low", "medium", "high"), help="1750, 2100 or 2400 per minute"
     )
@@ -328,7 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the lower-back routine on simulated devices at x60 (no hardware needed)",
     )
     demo.add_argument("--json", action="store_true", help="one JSON event per line")
-    demo.add_argument("--speed", type=float, metavar="N", help="time N times faster (default 60)")
+    demo.add_argument(
+        "--speed", type=_speed, metavar="N", help="time N times faster, 1-1000 (default 60)"
+    )
     demo.set_defaults(handler=_demo)
 
     profiles = commands.add_parser("profiles", help="list, show and check session profiles")

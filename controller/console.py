@@ -147,7 +147,8 @@ class LiveView:
     def _finished(self, event: Finished) -> None:
         off = "every device is off" if event.devices_off else "COULD NOT CONFIRM every device off"
         reason = f" ({event.reason})" if event.reason else ""
+        unrecorded = "" if event.recorded else " and NOT recorded in the history (note it down)"
         self._line(
             f"{clock_text(event.t):>6}  session {event.outcome}{reason}; "
-            f"{clock_text(event.delivered_s)} of therapy delivered; {off}."
+            f"{clock_text(event.delivered_s)} of therapy delivered{unrecorded}; {off}."
         )

@@ -1,7 +1,9 @@
 """``relieve scan`` and ``relieve device info|heat|cold|gun|off|watch``: manual device control.
 
 Manual control is always time-bounded and checked against the hard limits before anything is
-sent (heat: H1/H2, cold: C4/C1, gun: M1): refused with the limit ID, never clamped. Every way
+sent (heat: H1/H2, cold: C4/C1, gun: M1 and the speeds guns run at): refused with the limit ID,
+never clamped, and before any device is connected. What the device itself can do (its setpoint or
+speed range) is checked once it is connected, before a line says what is about to happen. Every way
 out -- done, an error, Ctrl-C -- turns the output OFF before the command ends. The drivers
 (and bleak) are imported when a command runs, never at start-up.
 
@@ -27,7 +29,15 @@ from typing import TYPE_CHECKING, Final, TextIO
 from drivers.base import DeviceError, PercussionState, ProbeReading
 from drivers.clock import Clock, MonotonicClock
 from profiles.errors import LimitError, RelieveError
-from profiles.limits import HARD, SPEED_LEVEL_RPM, Limits, level_band, minutes_text
+from profiles.limits import (
+    HARD,
+    MASSAGE_RPM_MAX,
+    MASSAGE_RPM_MIN,
+    SPEED_LEVEL_RPM,
+    Limits,
+    level_band,
+    minutes_text,
+)
 
 if TYPE_CHECKING:
     from controller.simulation import Radio
@@ -68,6 +78,9 @@ STOPPING_FAULTS: Final = frozenset(
     {"over-temperature", "sensor-fault", "stuck-output", "not-acknowledged", "supply-fault"}
 )
 
+# The longest DURATION anything takes (`device watch --for`; outputs have their own, shorter caps).
+MAX_DURATION_S = 24 * 3600.0
+
 _DURATION = re.compile(r"(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?")
 
 # --- durations ----------------------------------------------------------------------------------
@@ -82,9 +95,18 @@ def parse_duration(text: str) -> float:
             f"{text!r} is not a duration; write it like 90s, 5m or 1m30s"
         )
     hours, minutes, seconds = (match.group(g) for g in ("h", "m", "s"))
-    total = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+    try:
+        total = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+    except (OverflowError, ValueError):  # more digits than a number holds
+        total = math.inf
     if total <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is no time at all; give a positive duration")
+    if not total <= MAX_DURATION_S:  # also infinity: "1" followed by 400 digits and "s"
+        shown = text if len(text) <= 20 else text[:17] + "..."
+        raise argparse.ArgumentTypeError(
+            f"{shown!r} is longer than the {format_duration(MAX_DURATION_S)} relieve times at "
+            "most; give a shorter duration"
+        )
     return total
 
 
@@ -249,6 +271,8 @@ def _check_request(args: argparse.Namespace, limits: Limits) -> None:
     action, seconds = args.device_command, getattr(args, "duration", None)
     if seconds is None or action not in ("heat", "cold", "gun"):
         return
+    if action == "gun" and args.rpm is not None:
+        _check_rpm(args.rpm)
     if action == "heat":
         violation = limits.check_heat_celsius(args.celsius, seconds)
         longest, limit_id, what = limits.heat_continuous_max_s, "H2", "Heat on one area"
@@ -265,6 +289,14 @@ def _check_request(args: argparse.Namespace, limits: Limits) -> None:
             limit_id,
             f"{what} may last {minutes_text(longest)}, not {minutes_text(seconds)}; "
             f"ask for less ({limit_id}).",
+        )
+
+
+def _check_rpm(rpm: int) -> None:
+    if not MASSAGE_RPM_MIN <= rpm <= MASSAGE_RPM_MAX:
+        raise RelieveError(
+            f"--rpm {rpm} is outside the {MASSAGE_RPM_MIN}-{MASSAGE_RPM_MAX} per minute "
+            "percussion guns run at; choose a speed in that range, or --level low."
         )
 
 
@@ -310,6 +342,8 @@ async def _run_output(
         if heat and isinstance(pad, HeatingMat):
             level = _check_mat_level(pad, args.celsius, seconds, limits)
             what = f"at level {level} ({pad.caps.levels[level - 1]:g} °C)"
+        else:
+            _check_pad_range(pad, args.celsius, heat=heat, limits=limits)
         verb = "Heating" if heat else "Cooling"
         out.write(f"{verb} {name} {what} for {format_duration(seconds)}. {_bound(pad)}\n")
         await (pad.heat if heat else pad.cool)(args.celsius)
@@ -319,6 +353,7 @@ async def _run_output(
             raise _kind_error(target, "percussion")
         gun = target
         rpm = args.rpm if args.rpm is not None else SPEED_LEVEL_RPM[args.level]
+        _check_gun_range(gun, rpm)  # before saying it would run
         out.write(
             f"Running {name} at {rpm} per minute for {format_duration(seconds)}. {_bound(gun)}\n"
         )
@@ -327,6 +362,28 @@ async def _run_output(
         await _hold(gun, seconds, clock, out, lambda: _gun_line(gun.state))
     await _stop_output(target)
     out.write(f"Done: {name} is OFF.\n")
+
+
+def _check_pad_range(
+    pad: OpenThermalPad | HeatingMat, celsius: float, *, heat: bool, limits: Limits
+) -> None:
+    """The pad's own setpoint range (and the limits again), before a line says what it will do."""
+    from drivers.guards import check_cool, check_heat
+    from drivers.open_thermal import OpenThermalPad
+
+    span: tuple[float, float] | None = None  # a heating mat: heat goes by level; it cannot cool
+    if isinstance(pad, OpenThermalPad):
+        span = pad.heat_range if heat else pad.cold_range
+    check = check_heat if heat else check_cool
+    check(celsius, span, label=pad.label, address=pad.info.address, limits=limits)
+
+
+def _check_gun_range(gun: OpenPercussionGun | Theragun, rpm: int) -> None:
+    """The gun's own speed range, before a line says what it will do."""
+    from drivers.guards import check_rpm
+
+    caps = gun.caps
+    check_rpm(rpm, caps.min_rpm, caps.max_rpm, label=gun.label, address=gun.info.address)
 
 
 def _bound(target: OutputDevice) -> str:

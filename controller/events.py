@@ -119,3 +119,4 @@ class Finished(Event):
     reason: str | None = None
     delivered_s: float = 0.0
     devices_off: bool = True
+    recorded: bool = True  # False: the history could not record this session (in full)

@@ -48,6 +48,7 @@ from controller.ledger_records import (
     Outcome,
     Owner,
     PhaseRecord,
+    PlannedPhase,
     Priority,
     SessionRecord,
     alarms_from,
@@ -63,6 +64,7 @@ from controller.ledger_records import (
     transaction,
     translated,
 )
+from controller.ledger_writer import LEDGER_STALL_LIMIT_S
 from controller.session_recorder import (
     SessionRecorder,
     create_lock,
@@ -85,10 +87,12 @@ __all__ = [
     "Outcome",
     "Owner",
     "PhaseRecord",
+    "PlannedPhase",
     "Priority",
     "SessionRecord",
     "SessionRecorder",
     "default_data_dir",
+    "planned_phases",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,6 +104,9 @@ LOCK_DIR = "locks"
 # Real time, not therapy time: how long a write waits for another relieve process's write to the
 # same file before the ledger reports it as locked.
 BUSY_TIMEOUT_S = 5.0
+# The same for a running session's recorder, which writes off the event loop: the session may
+# go on while its history is this far behind, and ends when a write waits longer.
+RECORDER_BUSY_TIMEOUT_S = LEDGER_STALL_LIMIT_S
 # Real time: a lock file younger than this may belong to a session that is still starting (created,
 # not yet locked), so the sweep of orphaned lock files leaves it alone.
 ORPHAN_LOCK_AGE_S = 60.0
@@ -120,6 +127,15 @@ def default_data_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("relieve", appauthor=False))
+
+
+def planned_phases(plan: Plan) -> tuple[PlannedPhase, ...]:
+    """What ``plan`` delivers, as offsets from the moment it is reserved (pre-roll included)."""
+    return tuple(
+        PlannedPhase(p.mode, p.area, plan.preroll_s + p.start_s, p.duration_s)
+        for p in plan.phases
+        if p.mode != "off"
+    )
 
 
 def _utc_now() -> datetime:
@@ -244,18 +260,83 @@ class Ledger:
         devices: Mapping[str, DeviceInfo] | None = None,
         overrides: Collection[str] = (),
         extended: bool = False,
+        planned: Sequence[PlannedPhase] = (),
     ) -> SessionRecorder:
         """Record a new running session and take its lock; returns the recorder that owns it.
 
+        No allowance is checked: a session that must respect them starts with :meth:`reserve`.
         ``overrides``: the allowance rule IDs ``--override-allowance`` lifted for it
         (:attr:`controller.allowances.AllowanceDecision.overrides`).
         """
+        lifted = tuple(overrides)
+        return self._start(
+            profile,
+            kind,
+            started_at=started_at,
+            devices=devices,
+            extended=extended,
+            planned=planned,
+            decide=lambda _conn: lifted,
+        )
+
+    def reserve(
+        self,
+        plan: Plan,
+        *,
+        lift: Collection[str] = (),
+        limits: Limits = HARD,
+        devices: Mapping[str, DeviceInfo] | None = None,
+    ) -> tuple[SessionRecorder, allowances.AllowanceDecision]:
+        """Check the allowances for ``plan`` and record it as a running session, in one step.
+
+        The check and the new session's row are one write transaction, so of several processes
+        starting sessions on this ledger at the same moment each sees the sessions the others
+        reserved: exactly as many start as the rules allow, and the rest are refused with
+        :class:`~controller.allowances.AllowanceError`. Take it before touching any device,
+        and never while waiting for a person (it holds the ledger's write lock).
+
+        The session starts now, with ``plan``'s phases as what it is still to deliver; if it
+        never begins (no device found), :meth:`SessionRecorder.withdraw` removes it again.
+        """
+        moment = self.now()
+        decision = allowances.AllowanceDecision()
+
+        def decide(conn: sqlite3.Connection) -> tuple[str, ...]:
+            nonlocal decision
+            decision = self._decide(conn, plan, moment, lift=lift, limits=limits)
+            return decision.overrides
+
+        recorder = self._start(
+            plan.name,
+            plan.kind,
+            started_at=moment,
+            devices=devices,
+            extended=plan.extended,
+            planned=planned_phases(plan),
+            decide=decide,
+        )
+        return recorder, decision
+
+    def _start(
+        self,
+        profile: str,
+        kind: str,
+        *,
+        started_at: datetime,
+        devices: Mapping[str, DeviceInfo] | None,
+        extended: bool,
+        planned: Sequence[PlannedPhase],
+        decide: Callable[[sqlite3.Connection], tuple[str, ...]],
+    ) -> SessionRecorder:
+        """Insert a running session in the same write transaction as ``decide`` (which raises
+        to refuse it, or returns the allowance rules it overrides) and take its lock."""
         token = secrets.token_hex(8)
         lock_path = self._lock_path(token)
         owner = Owner(os.getpid(), socket.gethostname(), token)
         fd = create_lock(lock_path, owner)
         try:
-            with self._db() as conn:
+            with self._db() as conn, transaction(conn):
+                overrides = decide(conn)
                 session_id = insert_session(
                     conn,
                     profile=profile,
@@ -266,8 +347,10 @@ class Ledger:
                     extended=extended,
                     simulated=self.simulated,
                     owner=owner,
+                    planned=planned,
                 )
-                recorder_conn = connect(self.path, BUSY_TIMEOUT_S)
+            with translated(self.path):
+                recorder_conn = connect(self.path, RECORDER_BUSY_TIMEOUT_S)
         except BaseException:
             release_lock(fd, lock_path)
             raise
@@ -349,6 +432,18 @@ class Ledger:
         Reads what the rules need from this ledger; see :func:`controller.allowances.check`.
         """
         moment = now if now is not None else self.now()
+        with self._db() as conn:
+            return self._decide(conn, plan, moment, lift=lift, limits=limits)
+
+    def _decide(
+        self,
+        conn: sqlite3.Connection,
+        plan: Plan,
+        moment: datetime,
+        *,
+        lift: Collection[str],
+        limits: Limits,
+    ) -> allowances.AllowanceDecision:
         window = max(
             limits.acute_no_heat_s,
             limits.acute_window_max_s,
@@ -356,11 +451,15 @@ class Ledger:
             limits.cold_rest_min_s,
         )
         since = moment - timedelta(seconds=window) - LOOKBACK_MARGIN
+        sessions = load_sessions(conn, "started_at >= ? OR outcome = 'running'", (stamp(since),))
+        rows = conn.execute(
+            "SELECT * FROM injuries WHERE at >= ? ORDER BY at DESC, id DESC", (stamp(since),)
+        ).fetchall()
         return allowances.check(
             plan,
             moment,
-            self.sessions(since, running=True),
-            self.injuries(since),
+            sessions,
+            [injury_from(row) for row in rows],
             limits=limits,
             lift=lift,
             tz=self.tz,

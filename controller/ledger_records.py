@@ -34,6 +34,7 @@ __all__ = [
     "Outcome",
     "Owner",
     "PhaseRecord",
+    "PlannedPhase",
     "Priority",
     "SessionRecord",
     "alarms_from",
@@ -49,6 +50,8 @@ __all__ = [
     "inserted_id",
     "load_sessions",
     "phase_from",
+    "planned_from",
+    "planned_json",
     "session_from",
     "stamp",
     "transaction",
@@ -57,7 +60,9 @@ __all__ = [
 
 # The environment variable that chooses the data directory (named in error messages).
 DATA_DIR_ENV = "RELIEVE_DATA_DIR"
-SCHEMA_VERSION = 1
+# 1: the first; 2: sessions.planned (what a running session is still to deliver, for the
+# allowance checks of other processes).
+SCHEMA_VERSION = 2
 # SQLite's bound-parameter limit, with room: phases are read for this many sessions at a time.
 _SESSIONS_PER_QUERY = 500
 
@@ -82,7 +87,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     owner_pid INTEGER NOT NULL,
     owner_host TEXT NOT NULL,
     owner_token TEXT NOT NULL UNIQUE,
-    heartbeat_at TEXT NOT NULL
+    heartbeat_at TEXT NOT NULL,
+    planned TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_at);
 CREATE INDEX IF NOT EXISTS sessions_outcome ON sessions (outcome);
@@ -151,6 +157,22 @@ class PhaseRecord:
 
 
 @dataclass(frozen=True)
+class PlannedPhase:
+    """A phase a session plans: ``offset_s`` seconds after the session's start (its pre-roll
+    included), for ``duration_s``. While the session runs, other processes' allowance checks
+    count what it is still to deliver."""
+
+    mode: Mode
+    area: str | None
+    offset_s: float
+    duration_s: float
+
+    @property
+    def end_s(self) -> float:
+        return self.offset_s + self.duration_s
+
+
+@dataclass(frozen=True)
 class Owner:
     """The process that records (or recorded) a session."""
 
@@ -177,6 +199,7 @@ class SessionRecord:
     owner: Owner
     heartbeat_at: datetime
     phases: tuple[PhaseRecord, ...] = ()
+    planned: tuple[PlannedPhase, ...] = ()
 
     @property
     def duration_s(self) -> float | None:
@@ -291,6 +314,8 @@ def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        if version == 1:
+            conn.execute("ALTER TABLE sessions ADD COLUMN planned TEXT NOT NULL DEFAULT '[]'")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -373,6 +398,22 @@ def session_from(row: sqlite3.Row, phases: Sequence[PhaseRecord]) -> SessionReco
         owner=Owner(row["owner_pid"], row["owner_host"], row["owner_token"]),
         heartbeat_at=from_stamp(row["heartbeat_at"]),
         phases=tuple(phases),
+        planned=planned_from(row["planned"]),
+    )
+
+
+def planned_json(planned: Sequence[PlannedPhase]) -> str:
+    """Planned phases as stored."""
+    return json.dumps(
+        [[p.mode, p.area, round(p.offset_s, 3), round(p.duration_s, 3)] for p in planned]
+    )
+
+
+def planned_from(text: str) -> tuple[PlannedPhase, ...]:
+    """Stored planned phases as records."""
+    return tuple(
+        PlannedPhase(mode, area, float(offset), float(duration))
+        for mode, area, offset, duration in json.loads(text)
     )
 
 
@@ -387,12 +428,13 @@ def insert_session(
     extended: bool,
     simulated: bool,
     owner: Owner,
+    planned: Sequence[PlannedPhase] = (),
 ) -> int:
     """Insert a new running session, its heartbeat at its start; its id."""
     cursor = conn.execute(
         "INSERT INTO sessions (profile, kind, devices, started_at, overrides, extended, "
-        "simulated, owner_pid, owner_host, owner_token, heartbeat_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "simulated, owner_pid, owner_host, owner_token, heartbeat_at, planned) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             profile,
             kind,
@@ -405,6 +447,7 @@ def insert_session(
             owner.host,
             owner.token,
             stamp(started_at),
+            planned_json(planned),
         ),
     )
     return inserted_id(cursor)

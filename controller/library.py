@@ -14,7 +14,7 @@ from pathlib import Path
 
 from profiles.errors import ProfileError, ProfileProblem, RelieveError
 from profiles.models import Profile
-from profiles.parse import parse_profile
+from profiles.parse import MAX_PROFILE_BYTES, parse_profile
 
 __all__ = ["LoadedProfile", "ProfileLibrary", "default_config_dir"]
 
@@ -98,9 +98,14 @@ class ProfileLibrary:
 
 
 def load_file(path: Path) -> Profile:
-    """Read and validate one profile file."""
+    """Read and validate one profile file.
+
+    At most one character more than a profile may have is read, so a huge file (or an endless
+    stream) is refused with a sentence by the parser instead of filling memory.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8") as file:
+            text = file.read(MAX_PROFILE_BYTES + 1)
     except FileNotFoundError:
         raise ProfileError(
             [ProfileProblem(str(path), "", "no such file; check the path")]

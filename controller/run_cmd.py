@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from controller.bindings import SessionDevices
 from controller.console import JsonLines, LiveView
@@ -37,6 +39,8 @@ from profiles.compiler import compile_plan
 from profiles.errors import RelieveError
 from profiles.models import Profile
 from profiles.plan import Plan
+
+_T = TypeVar("_T")
 
 __all__ = ["DEMO_PROFILE", "DEMO_SPEED", "demo", "run"]
 
@@ -111,6 +115,12 @@ def _precautions(plan: Plan) -> list[str]:
 
 
 def _clock_for(opts: _Options) -> Clock:
+    # `not low <= speed <= high` refuses NaN too (every comparison with it is false)
+    if opts.speed is not None and not 1 <= opts.speed <= 1000:
+        raise RunError(
+            f"--speed must be between 1 and 1000 (times real time), not {opts.speed:g}; give a "
+            "number in that range."
+        )
     if opts.speed is None or opts.speed == 1:
         return MonotonicClock()
     if not opts.simulated:
@@ -118,8 +128,6 @@ def _clock_for(opts: _Options) -> Clock:
             "--speed runs time faster and is only for simulated devices; add --simulate or "
             "--simulator SPEC, or leave out --speed."
         )
-    if opts.speed <= 0 or opts.speed > 1000:
-        raise RunError("--speed must be between 1 and 1000.")
     return ScaledClock(opts.speed)
 
 
@@ -131,10 +139,10 @@ async def _connect(device: ThermalOutput | Percussion | TemperatureProbe) -> Non
 
 
 async def _bind(
-    args: argparse.Namespace, needed: set[str], radio: Radio, clock: Clock
-) -> SessionDevices:
-    """Devices for the roles the plan needs: as given (ADDR or 'manual'), else by kind."""
-    bound = SessionDevices()
+    args: argparse.Namespace, needed: set[str], radio: Radio, clock: Clock, bound: SessionDevices
+) -> None:
+    """Devices for the roles the plan needs: as given (ADDR or 'manual'), else by kind, into
+    ``bound`` (so the caller lets go of those connected before a failure too)."""
     manual: set[str] = set()
     explicit = {role: getattr(args, role, None) for role in ROLES}
     found: list[ScanResult] | None = None
@@ -163,7 +171,6 @@ async def _bind(
                 f"close, name it with --{role} ADDR, or use --{role} manual"
                 + (" for a passive pack." if role != "gun" else " to hold your own gun.")
             )
-    return bound
 
 
 _ROLE_DEVICE = {"heat": "heat pad", "cold": "cold pad", "gun": "massage gun"}
@@ -257,6 +264,13 @@ def _ledger_devices(devices: SessionDevices) -> dict[str, LedgerDevice]:
     return out
 
 
+async def _off_loop(clock: Clock, call: Callable[[], _T]) -> _T:
+    """``call()`` (ledger I/O) on a worker thread, so the event loop keeps its timing."""
+    future = asyncio.ensure_future(asyncio.to_thread(call))
+    clock.hold(future)
+    return await future
+
+
 @contextlib.contextmanager
 def _nothing() -> Iterator[None]:
     yield
@@ -294,6 +308,7 @@ async def run_session(
     extended = bool(getattr(args, "extend", False))
     clock = _clock_for(opts)  # a bad --speed is refused before anything is asked or touched
     draft = compile_plan(profile, resolve=library.get, extended=extended)
+    # a refusal before any question is asked ...
     decision = ledger.check_allowances(draft, lift=lift)
     for warning in decision.warnings:
         print(f"relieve: warning: {warning}", file=sys.stderr)
@@ -301,37 +316,41 @@ async def run_session(
         _confirm(text, opts)
     if extended:
         _confirm(EXTENSION_TEXT, opts)
+    # ... and the decision that counts: checked again and recorded in one step, after the
+    # questions (no lock is held while a person answers), before any device is touched
+    recorder, _ = await _off_loop(clock, functools.partial(ledger.reserve, draft, lift=lift))
+    began = False
     # an attended session at a terminal takes line commands (pause, resume, stop) and answers
     keys = SessionKeys() if opts.interactive and not opts.yes else None
-    async with radio_for(args, clock=clock, devices=world) as radio:
-        devices = SessionDevices()
-        try:
-            devices = await _bind(args, _roles_needed(draft), radio, clock)
-            plan = compile_plan(
-                profile, devices.capabilities(), resolve=library.get, extended=extended
-            )
-            recorder = ledger.start_session(
-                profile.name,
-                profile.kind,
-                started_at=datetime.now(UTC),
-                devices=_ledger_devices(devices),
-                overrides=decision.overrides,
-                extended=extended,
-            )
-            runner = SessionRunner(
-                plan,
-                devices,
-                clock,
-                emit=emit,
-                recorder=recorder,
-                ask_resume=keys.ask if keys is not None else None,
-                simulated=radio.simulated,
-            )
-            with _signals(runner.stop), keys.attached(runner) if keys else _nothing():
-                return await runner.run()
-        finally:
-            for device in devices.all_devices():
-                await _let_go(device)
+    try:
+        async with radio_for(args, clock=clock, devices=world) as radio:
+            devices = SessionDevices()
+            try:
+                await _bind(args, _roles_needed(draft), radio, clock, devices)
+                plan = compile_plan(
+                    profile, devices.capabilities(), resolve=library.get, extended=extended
+                )
+                await _off_loop(
+                    clock, functools.partial(recorder.set_devices, _ledger_devices(devices))
+                )
+                runner = SessionRunner(
+                    plan,
+                    devices,
+                    clock,
+                    emit=emit,
+                    recorder=recorder,
+                    ask_resume=keys.ask if keys is not None else None,
+                    simulated=radio.simulated,
+                )
+                began = True
+                with _signals(runner.stop), keys.attached(runner) if keys else _nothing():
+                    return await runner.run()
+            finally:
+                for device in devices.all_devices():
+                    await _let_go(device)
+    finally:
+        if not began:  # no device was switched on: the reservation counts for nothing
+            recorder.withdraw(datetime.now(UTC))
 
 
 def _options(args: argparse.Namespace, *, simulated: bool) -> _Options:
@@ -346,7 +365,9 @@ def _options(args: argparse.Namespace, *, simulated: bool) -> _Options:
 
 
 def _exit_code(finished: Finished) -> int:
-    return EXIT_ABORTED if finished.outcome == "aborted" else EXIT_OK
+    if finished.outcome == "aborted" or not finished.recorded:
+        return EXIT_ABORTED
+    return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
@@ -378,11 +399,12 @@ def demo(args: argparse.Namespace) -> int:
     """``relieve demo``: the lower-back routine on an in-process simulated world, at x60."""
     args.simulate, args.simulator = True, None
     args.yes = True
-    args.speed = args.speed or DEMO_SPEED
+    args.speed = DEMO_SPEED if args.speed is None else args.speed
     for role in ROLES:
         setattr(args, role, None)
     args.extend = False
     opts = _options(args, simulated=True)
+    _clock_for(opts)  # a bad --speed is refused before anything is printed
     library = ProfileLibrary(args.config_dir)
     profile = library.get(DEMO_PROFILE)
     emit: Callable[[Event], None] = JsonLines() if opts.json else LiveView()

@@ -2,12 +2,16 @@
 
 Deadlines are absolute (time zero + offset) on the injected Clock, so nothing drifts. Every way
 out -- done, stop, alarm, error, cancellation, signal -- ends in :meth:`SessionRunner._all_off`,
-shielded from cancellation and bounded to :data:`OFF_TIMEOUT_S`, and records the outcome.
+shielded from cancellation: every OFF is sent and confirmed within :data:`OFF_TIMEOUT_S`; an
+output that still looked driven is then watched for a few more clock seconds before it is
+claimed OFF. The outcome is recorded through a :class:`~controller.ledger_writer.LedgerWriter`,
+off the event loop; a history that cannot be written ends the session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +28,7 @@ from controller.events import (
     SessionStarted,
     StateChanged,
 )
+from controller.ledger_writer import LEDGER_STALL_LIMIT_S, LedgerWriter
 from controller.schedule import Action, build_schedule, gun_run_caps
 from controller.session_recorder import SessionRecorder
 from controller.supervisor import Supervisor, Trouble
@@ -32,13 +37,22 @@ from drivers.base import (
     DeviceTimeoutError,
     NotConnectedError,
     Percussion,
+    PercussionState,
     ThermalOutput,
+    ThermalState,
     is_percussion,
     is_thermal,
 )
 from drivers.clock import Clock, at_least_real
-from drivers.watch import STUCK_OUTPUT
-from profiles.limits import HARD, Limits
+from drivers.watch import (
+    SPIN_DOWN_S,
+    STUCK_OUTPUT,
+    AfterOff,
+    MotorAfterStop,
+    PlateAfterOff,
+    plate_beyond_setpoint,
+)
+from profiles.limits import HARD, Limits, refuse_unsafe_on_steps
 from profiles.plan import Phase, Plan, Step
 
 _T = TypeVar("_T")
@@ -53,6 +67,7 @@ PRECONDITION_POLL_S = 1.0  # how often pre-conditioning looks at the plate (cloc
 # Ledger heartbeat (clock seconds; at least 0.5 s real when scaled); S3 adds it to the worst case.
 HEARTBEAT_S = 10.0
 HEARTBEAT_REAL_FLOOR_S = 0.5
+LEDGER_CHECK_S = 1.0  # real seconds between checks that the history keeps up (S3)
 
 
 AskResume = Callable[[str], Awaitable[bool]]
@@ -82,11 +97,15 @@ class SessionRunner:
         limits: Limits = HARD,
         simulated: bool = False,
     ) -> None:
+        # Defence in depth, whatever produced the plan: an ON step without a finite length within
+        # its modality's hard cap (H2, C1, M1) is refused here, before any device is commanded.
+        refuse_unsafe_on_steps(plan, limits)
         self.plan = plan
         self.devices = devices
         self.clock = clock
         self._emit_cb = emit
         self._recorder = recorder
+        self._ledger: LedgerWriter | None = None  # writes the recorder's records off the loop
         self.ask_resume = ask_resume  # None: unattended (a long link loss aborts)
         self._simulated = simulated
         self._t0: float | None = None  # clock time of therapy zero (shifted by pauses)
@@ -136,14 +155,32 @@ class SessionRunner:
             self._emit(StateChanged(self.session_time(), "paused", reason))
             self._spawn(self._outputs_off_for_pause())
 
-    def resume(self) -> None:
-        if self._paused_at is not None and self._t0 is not None:
-            self._t0 += self.clock.now() - self._paused_at
-            self._paused_at = None
+    def hold(self, reason: str) -> None:
+        """Every output OFF at once (also when already paused), and pause -- also before time
+        zero, where :meth:`pause` does not: for the supervisor, when relieve itself did not
+        run for too long. Only a :meth:`resume` the person agreed to goes on."""
+        self._spawn(self._outputs_off_for_pause())
+        if self._paused_at is None:
+            self._paused_at = self.clock.now()
             self._pause_changed.set()
-            self._emit(StateChanged(self.session_time(), "resumed"))
-            self._continue_phase()
-            self._spawn(self._reapply_active())
+            self._suspend_phase()
+            self._emit(StateChanged(self.session_time(), "paused", reason))
+
+    def resume(self) -> None:
+        if self._paused_at is None:
+            return
+        if not self.supervisor.outputs_may_go_on():
+            return  # relieve itself did not run for too long: OFF, and the person is asked
+        now = self.clock.now()
+        if self._t0 is not None:
+            # therapy time stood still from the pause (or from time zero, when that came
+            # during a hold before it)
+            self._t0 += now - max(self._paused_at, self._t0)
+        self._paused_at = None
+        self._pause_changed.set()
+        self._emit(StateChanged(self.session_time(), "resumed"))
+        self._continue_phase()
+        self._spawn(self._reapply_active())
 
     def _end(self, outcome: Outcome, reason: str) -> None:
         if self._finish is None:
@@ -167,6 +204,11 @@ class SessionRunner:
             )
         )
         self._task = asyncio.current_task()
+        if self._recorder is not None:
+            self._ledger = LedgerWriter(
+                self._recorder, on_failure=self._ledger_failed, clock=self.clock
+            )
+            self._spawn(self._watch_ledger())
         outcome: Outcome = "completed"
         reason: str | None = None
         cancelled = False
@@ -199,8 +241,15 @@ class SessionRunner:
                 round(self._delivered_s, 3),
                 devices_off,
             )
-            if self._recorder is not None:
-                self._recorder.finish(outcome, self._wall(self.clock.now()))
+            if self._ledger is not None:
+                failure = self._ledger.failure
+                closing = asyncio.ensure_future(
+                    self._ledger.close(outcome, self._wall(self.clock.now()))
+                )
+                self.clock.hold(closing)
+                recorded = await closing
+                if failure is not None or not recorded:
+                    finished = _unrecorded(finished, failure)
             self._emit(finished)
         if cancelled:
             raise asyncio.CancelledError
@@ -314,11 +363,13 @@ class SessionRunner:
         if phase is None or self._paused_at is not None or self._phase_started_at is not None:
             return
         self._phase_started_at = self.clock.now()
-        if self._recorder is not None and phase.mode != "off":
+        if self._ledger is not None and phase.mode != "off":
             device = self._device_for_mode(phase.mode)
             # S3: after a crash the device may run its lease (or timer) past the last heartbeat
-            worst = self._heartbeat_s + (SessionDevices.worst_case_s(device) if device else 0.0)
-            self._recorder.phase_started(
+            # written, and the history may lag by up to the stall limit before the session ends
+            worst = self._heartbeat_s + LEDGER_STALL_LIMIT_S
+            worst += SessionDevices.worst_case_s(device) if device else 0.0
+            self._ledger.phase_started(
                 phase.mode,
                 phase.area,
                 self._wall(self.clock.now()),
@@ -337,8 +388,8 @@ class SessionRunner:
         self._phase_started_at = None
         if self._phase.mode != "off":
             self._delivered_s += max(0.0, self.clock.now() - started)
-            if self._recorder is not None:
-                self._recorder.phase_ended(self._wall(self.clock.now()))
+            if self._ledger is not None:
+                self._ledger.phase_ended(self._wall(self.clock.now()))
 
     def _close_phase(self) -> None:
         self._suspend_phase()
@@ -355,8 +406,8 @@ class SessionRunner:
         if device is None or step.manual:
             return
         self._active[id(device)] = step
-        if self._paused_at is not None:
-            return  # applied on resume
+        if self._paused_at is not None or not self.supervisor.outputs_may_go_on():
+            return  # applied on resume (a freeze just noticed pauses first)
         try:
             await self._command(device, step)
         except NotConnectedError as exc:
@@ -398,6 +449,9 @@ class SessionRunner:
 
     async def _reapply_active(self) -> None:
         for device in self.devices.outputs():
+            # each ON asks first: relieve may have stalled (or paused) since the resume
+            if self._paused_at is not None or not self.supervisor.outputs_may_go_on():
+                return
             step = self._active.get(id(device))
             if step is not None:
                 try:
@@ -411,13 +465,16 @@ class SessionRunner:
     async def reapply(self, device: ThermalOutput | Percussion) -> None:
         """After a link came back within the grace time: continue the device's current step."""
         step = self._active.get(id(device))
-        if step is not None and self._paused_at is None:
+        if step is None or self._paused_at is not None:
+            return
+        if self.supervisor.outputs_may_go_on():
             await self._command(device, step)
 
     def reapply_soon(self, device: ThermalOutput | Percussion) -> None:
         """:meth:`reapply` in the background (for the supervisor, when nothing was paused:
         a link that blipped while pre-conditioning)."""
-        self._spawn(self._reapply_guarded(device))
+        if self.supervisor.outputs_may_go_on():
+            self._spawn(self._reapply_guarded(device))
 
     async def _reapply_guarded(self, device: ThermalOutput | Percussion) -> None:
         try:
@@ -450,14 +507,24 @@ class SessionRunner:
             return await task
 
     async def _all_off(self) -> bool:
+        """Every output OFF; True only when each is confirmed off.
+
+        An acknowledged OFF is not enough from a device that ignores OFF but reports it (no
+        current sensing): an output that looked driven when its OFF went out (a plate beyond
+        its setpoint the way it drives, a gun reporting speed) is watched for a few clock
+        seconds after it (:mod:`drivers.watch`), and one that keeps heating, cooling or running
+        is not off. Nothing else is watched, so a normal end costs no time.
+        """
         outputs = self.devices.outputs()
+        before = [device.state for device in outputs]  # what each did when its OFF went out
         offs = [asyncio.ensure_future(_off(device)) for device in outputs]
         if offs:
             # asyncio.wait, not wait_for: the bound holds even when a driver swallows the
             # cancellation and would keep wait_for waiting for it
             await asyncio.wait(offs, timeout=OFF_TIMEOUT_S)
         ok = True
-        for device, off in zip(outputs, offs, strict=True):
+        watches: list[tuple[ThermalOutput | Percussion, AfterOff]] = []
+        for device, off, state in zip(outputs, offs, before, strict=True):
             if not off.done():
                 ok = False
                 _LOGGER.error(
@@ -470,11 +537,121 @@ class SessionRunner:
                 _LOGGER.error("could not confirm %s OFF: %s", device.info.name, why)
             elif STUCK_OUTPUT in device.state.faults:
                 ok = False  # OFF was acknowledged, but the output still drives
-                _LOGGER.error(
-                    "%s still drives its output after OFF; switch it off at the mains",
-                    device.info.name,
-                )
+                self._still_on(device)
+            elif device.connected and (watch := self._after_off_watch(device, state)):
+                watches.append((device, watch))
+        if watches:
+            self._suspend_phase()  # delivery ended with the OFF, not with the watch after it
+            for device in await self._still_driving(watches):
+                ok = False
+                self._still_on(device)
         return ok
+
+    def _after_off_watch(
+        self, device: ThermalOutput | Percussion, before: ThermalState | PercussionState
+    ) -> AfterOff | None:
+        """How to tell whether ``device`` stopped, when it looked driven at its OFF."""
+        if is_thermal(device) and isinstance(before, ThermalState):
+            drive = (
+                (before.mode, before.setpoint_celsius)
+                if before.on
+                else self.supervisor.last_drive(device)
+            )
+            plate = device.state.plate_celsius
+            if drive is None or plate is None:
+                return None
+            direction = plate_beyond_setpoint(drive[0], drive[1], before.plate_celsius)
+            # Heat only. A plate that goes on getting colder after cold-OFF is as well explained
+            # by a drifting sensor (the usual cause of the over-cooling alarm) as by a welded
+            # cooler, and its own sensor cannot tell them apart in seconds; a stuck cooler that
+            # senses its current says so (STUCK_OUTPUT, checked above).
+            if direction != "heat":
+                return None
+            return PlateAfterOff(direction, plate)
+        now = self.clock.now()
+        if (
+            isinstance(before, PercussionState)
+            and before.measured_rpm
+            and now - before.updated_at <= SPIN_DOWN_S  # reporting speed just now
+        ):
+            return MotorAfterStop(now, before.measured_rpm)
+        return None
+
+    async def _still_driving(
+        self, watches: list[tuple[ThermalOutput | Percussion, AfterOff]]
+    ) -> list[ThermalOutput | Percussion]:
+        """Watch each output after its OFF, each for at most its watch's clock seconds (no
+        real time at all in virtual time); the ones that still drive."""
+        changed = asyncio.Event()
+
+        def poke(_state: object) -> None:
+            changed.set()
+
+        start = self.clock.now()
+        pending = {id(device): (device, watch) for device, watch in watches}
+        seen = {key: device.state.updated_at for key, (device, _) in pending.items()}
+        driving: list[ThermalOutput | Percussion] = []
+        undo = [device.register_callback(poke) for device, _ in watches]
+        try:
+            while pending:
+                now = self.clock.now()
+                for key, (device, watch) in list(pending.items()):
+                    stopped = self._after_off_reading(device, watch, seen)
+                    if stopped is None and now >= start + watch.watch_s:
+                        stopped = watch.verdict()
+                    if stopped is not None:
+                        del pending[key]
+                        if not stopped:
+                            driving.append(device)
+                if not pending:
+                    break
+                changed.clear()
+                deadline = start + min(watch.watch_s for _, watch in pending.values())
+                sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
+                poked = asyncio.ensure_future(changed.wait())
+                try:
+                    await asyncio.wait({sleeper, poked}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    sleeper.cancel()
+                    poked.cancel()
+        finally:
+            for unregister in undo:
+                unregister()
+        return driving
+
+    def _after_off_reading(
+        self, device: ThermalOutput | Percussion, watch: AfterOff, seen: dict[int, float]
+    ) -> bool | None:
+        """What ``device`` reported since it was last looked at: True stopped, False still
+        driving, None not known yet."""
+        state = device.state
+        if STUCK_OUTPUT in state.faults or (
+            state.on if isinstance(state, ThermalState) else state.running
+        ):
+            return False  # it says so itself, or it reports ON again
+        if not device.connected:
+            return watch.verdict()
+        if state.updated_at <= seen[id(device)]:
+            return None
+        seen[id(device)] = state.updated_at
+        value = state.plate_celsius if isinstance(state, ThermalState) else state.measured_rpm
+        return watch.reading(value, state.updated_at)
+
+    def _still_on(self, device: ThermalOutput | Percussion) -> None:
+        """``device`` acknowledged OFF but still drives: say what to do about it."""
+        name = device.info.name
+        if is_thermal(device):
+            message = (
+                f"{name} did not turn OFF when told to: take the pad off now and unplug it "
+                "(or switch it off at the mains)."
+            )
+        else:
+            message = (
+                f"{name} did not stop when told to: put it down and switch it off at the "
+                "device (or take out its battery)."
+            )
+        _LOGGER.error("%s", message)
+        self._emit(Notice(self.session_time(), message))
 
     async def _off_in_time(self, device: ThermalOutput | Percussion) -> None:
         """OFF, confirmed within OFF_TIMEOUT_S (real time) or DeviceTimeoutError (S4)."""
@@ -506,11 +683,25 @@ class SessionRunner:
     # --- plumbing --------------------------------------------------------------------------------
 
     async def _heartbeat(self) -> None:
-        if self._recorder is None:
+        if self._ledger is None:
             return
         while True:
-            self._recorder.heartbeat(self._wall(self.clock.now()))
+            self._ledger.heartbeat(self._wall(self.clock.now()))
             await self.clock.sleep(self._heartbeat_s)
+
+    async def _watch_ledger(self) -> None:
+        """Real time, whatever the clock: end the session when its history stops keeping up."""
+        ledger = self._ledger
+        if ledger is None:
+            return
+        while True:
+            await asyncio.sleep(LEDGER_CHECK_S)
+            ledger.check_stall()
+
+    def _ledger_failed(self, message: str) -> None:
+        """S3: nothing runs a device whose therapy cannot be recorded."""
+        _LOGGER.warning("ending the session: %s", message)
+        self._end("aborted", message)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -534,8 +725,13 @@ class SessionRunner:
         self._emit(event)
 
     def record_alarm(self, limit: str, priority: Literal["high", "medium"], message: str) -> None:
-        if self._recorder is not None:
-            self._recorder.alarm(limit, priority, message, self._wall(self.clock.now()))
+        if self._ledger is not None:
+            self._ledger.alarm(limit, priority, message, self._wall(self.clock.now()))
+
+
+def _unrecorded(finished: Finished, failure: str | None) -> Finished:
+    """The end of a session whose history could not be written (in full)."""
+    return dataclasses.replace(finished, reason=finished.reason or failure, recorded=False)
 
 
 async def _run_gun(device: Percussion, rpm: int, run_cap_s: float | None) -> None:

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -26,12 +26,14 @@ from controller.ledger_records import (
     MODES,
     OUTCOMES,
     AlarmRecord,
+    DeviceInfo,
     LedgerError,
     Outcome,
     Owner,
     Priority,
     alarms_from,
     alarms_json,
+    devices_json,
     inserted_id,
     stamp,
     transaction,
@@ -234,6 +236,43 @@ class SessionRecorder:
             return
         end = max(at, self._open_since)
         conn.execute("UPDATE phases SET ended_at = ? WHERE id = ?", (stamp(end), self._open_phase))
+
+    def set_devices(self, devices: Mapping[str, DeviceInfo]) -> None:
+        """The devices bound to the session's roles (known once they are found)."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE sessions SET devices = ? WHERE id = ?", (devices_json(devices), self.id)
+            )
+
+    def withdraw(self, at: datetime) -> None:
+        """The session never began (no device found, a question not confirmed): remove it, so
+        it counts for nothing, and release its lock. Once it delivered anything it cannot be
+        removed: it finishes as ``aborted`` instead. Idempotent."""
+        with self._mutex:
+            if self._outcome is not None:
+                return
+            delivered = self._open_phase is not None
+            if not delivered:
+                try:
+                    with translated(self.path), transaction(self._conn) as conn:
+                        delivered = (
+                            conn.execute(
+                                "SELECT 1 FROM phases WHERE session_id = ? LIMIT 1", (self.id,)
+                            ).fetchone()
+                            is not None
+                        )
+                        if not delivered:
+                            conn.execute("DELETE FROM sessions WHERE id = ?", (self.id,))
+                except BaseException:
+                    self._outcome = "aborted"
+                    self._unlock(remove=False)
+                    raise
+            if not delivered:
+                self._outcome = "aborted"
+                self._unlock(remove=True)
+                log.info("session %d withdrawn before it began", self.id)
+                return
+        self.finish("aborted", at)
 
     def alarm(self, limit_id: str, priority: Priority, message: str, at: datetime) -> None:
         """Record an alarm (S4) with the limit it concerns."""

@@ -8,6 +8,15 @@ sensor fault, lease expired while we keep it on), a command not acknowledged aft
 Medium alarms: a lost link or telemetry that stalls for more than 5 s. The session pauses;
 a link back within 10 s resumes the remaining phase time (the driver has read the state and sent
 OFF first); longer, the person is asked (unattended sessions abort).
+
+relieve itself may stop running too: a laptop suspended, ``kill -STOP``, an event loop blocked.
+The devices see a host that went quiet (a lease device turns itself OFF), and when relieve runs
+again its telemetry, its timers and its clock all say "later" at once. So the supervisor
+measures its own gaps: a ticker notes the clock every second, and everything that could switch
+an output on asks :meth:`Supervisor.outputs_may_go_on` first, which measures the time since the
+last tick before anything else. A gap longer than the link grace is never followed by an
+automatic resume: every output OFF first, then the session pauses and the person is asked;
+unattended, it ends with a high alarm.
 """
 
 from __future__ import annotations
@@ -33,9 +42,16 @@ from profiles.limits import Limits
 from profiles.plan import Step
 
 if TYPE_CHECKING:
-    from controller.runner import SessionRunner
+    from controller.runner import AskResume, SessionRunner
 
-__all__ = ["OVER_TEMPERATURE_MARGIN_C", "TELEMETRY_STALL_S", "Supervisor", "Trouble"]
+__all__ = [
+    "FROZEN",
+    "LINK_GRACE_S",
+    "OVER_TEMPERATURE_MARGIN_C",
+    "TELEMETRY_STALL_S",
+    "Supervisor",
+    "Trouble",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,6 +62,16 @@ CHECK_INTERVAL_S = 1.0  # the watchdog looks this often (clock seconds)
 # Under a scaled clock (demos, rehearsals) the watchdog and the link grace keep at least this
 # much real time, so real radio and event-loop jitter does not look like a stalled device.
 REAL_FLOOR_S = 0.5
+# The supervisor's own ticker notes the clock this often (clock seconds), so a gap in relieve's
+# own running shows as the time since its last tick. The same period as the watchdog: in virtual
+# time both wake together.
+TICK_S = CHECK_INTERVAL_S
+# A gap in relieve's own running longer than the link grace (LINK_GRACE_S) is a freeze. Under a
+# scaled clock it keeps at least this much real time, so event-loop jitter of a rehearsal does
+# not end it; in real time and virtual time it is exactly LINK_GRACE_S.
+FREEZE_REAL_FLOOR_S = 2.0
+FROZEN = "controller-frozen"
+"""Alarm reason: relieve itself did not run for longer than the link grace."""
 _HIGH_FAULTS = {
     "over-temperature": "the device reports over-temperature",
     "sensor-fault": "the device reports a temperature sensor fault",
@@ -77,9 +103,17 @@ class Supervisor:
         self._asking = False
         self._ended = False
         self._started_at = 0.0
+        self._last_tick: float | None = None  # clock time the ticker last ran (None: not started)
+        self._ticker: asyncio.Task[None] | None = None
+        self._freeze_pending = False  # a freeze waits for the person's answer: nothing goes on
+        self._question: asyncio.Task[None] | None = None
+        self._one_question = asyncio.Lock()  # the person answers one question at a time
+        # id(pad) -> (mode, setpoint) it last reported driving: what its final OFF ended
+        self._last_drive: dict[int, tuple[str, float]] = {}
         clock = runner.clock
         self._stall_s = at_least_real(clock, TELEMETRY_STALL_S, REAL_FLOOR_S)
         self._grace_s = at_least_real(clock, LINK_GRACE_S, 2 * REAL_FLOOR_S)
+        self._freeze_s = at_least_real(clock, LINK_GRACE_S, FREEZE_REAL_FLOOR_S)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -98,6 +132,8 @@ class Supervisor:
         if devices.probe is not None:
             self._unsubscribe.append(devices.probe.register_callback(self._on_probe))
         self._started_at = self._runner.clock.now()
+        self._last_tick = self._started_at
+        self._ticker = asyncio.ensure_future(self._tick())
         self._watchdog = asyncio.ensure_future(self._watch())
 
     def stop(self) -> None:
@@ -105,8 +141,13 @@ class Supervisor:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        for task in (self._watchdog, self._ticker, self._question):
+            if task is not None:
+                task.cancel()
+
+    def last_drive(self, device: ThermalOutput) -> tuple[str, float] | None:
+        """The mode and setpoint ``device`` last reported driving (None: never seen on)."""
+        return self._last_drive.get(id(device))
 
     def expect(self, role: str, step: Step | None) -> None:
         """What ``role`` should be doing now (None: off)."""
@@ -139,6 +180,77 @@ class Supervisor:
             self._ended = True
             runner.abort(trouble.message)
 
+    # --- relieve's own gaps ---------------------------------------------------------------------
+
+    def outputs_may_go_on(self) -> bool:
+        """Whether an output may be switched back on now: asked first by every path that
+        does so (a resume, a step applied again, a link or telemetry back).
+
+        First measures how long relieve itself did not run (since the ticker's last tick): a
+        gap longer than the link grace is handled here and now -- every output OFF, then the
+        person is asked (unattended: the session ends) -- and the answer is False. False too
+        while such a freeze waits for the person's answer, and once the session is ending.
+        """
+        self._notice_gap()
+        return not (self._ended or self._freeze_pending)
+
+    def _notice_gap(self) -> None:
+        """A freeze longer than the grace since the last tick is handled (once)."""
+        last = self._last_tick
+        if last is None or self._ended or self._freeze_pending:
+            return
+        now = self._runner.clock.now()
+        if now - last > self._freeze_s:
+            self._last_tick = now
+            self._frozen(now - last)
+
+    async def _tick(self) -> None:
+        clock = self._runner.clock
+        while not self._ended:
+            await clock.sleep(TICK_S)
+            self._notice_gap()
+            self._last_tick = clock.now()
+
+    def _frozen(self, gap_s: float) -> None:
+        """relieve did not run for ``gap_s``: every output OFF, then ask (or end)."""
+        runner = self._runner
+        what = (
+            f"relieve did not run for {gap_s:.0f} s (the computer slept or the program was "
+            f"stopped), longer than the {LINK_GRACE_S:g} s it may lose sight of a device"
+        )
+        _LOGGER.warning("%s", what)
+        self._freeze_pending = True
+        runner.hold(f"relieve did not run for {gap_s:.0f} s")  # every output OFF, paused
+        ask = runner.ask_resume
+        if ask is None:
+            message = f"{what}, so the session ended with every output OFF."
+            self.raise_alarm(Trouble("high", FROZEN, message, None, "S2"))
+            return
+        self.raise_alarm(Trouble("medium", FROZEN, f"{what}; every output is OFF.", None, "S2"))
+        self._question = asyncio.ensure_future(self._ask_after_freeze(ask, what))
+
+    async def _ask_after_freeze(self, ask: AskResume, what: str) -> None:
+        try:
+            async with self._one_question:  # after a question still open (a link lost)
+                self._asking = True
+                try:
+                    again = await ask(f"{what}; every output is OFF. Resume the session?")
+                finally:
+                    self._asking = False
+        finally:
+            self._freeze_pending = False
+        if self._ended:
+            return
+        runner = self._runner
+        if not again:
+            runner.stop(f"{what}.")
+            return
+        # What stalled across the freeze is looked at afresh by the watchdog; a link still
+        # down is resumed when it is back (or asked about again).
+        self._stalled_since.clear()
+        if not self._lost_since:
+            runner.resume()
+
     # --- device callbacks ---------------------------------------------------------------------
 
     def _roles_of(self, device: object) -> list[str]:
@@ -154,6 +266,9 @@ class Supervisor:
 
     def _thermal_cb(self, device: ThermalOutput) -> Callable[[ThermalState], None]:
         def on_state(state: ThermalState) -> None:
+            self._notice_gap()  # telemetry may arrive before any timer after a freeze
+            if state.on and state.setpoint_celsius is not None:
+                self._last_drive[id(device)] = (state.mode, state.setpoint_celsius)
             roles = self._roles_of(device)
             step = self._active_step(device)
             role = step.role if step else roles[0]
@@ -222,6 +337,7 @@ class Supervisor:
 
     def _gun_cb(self, device: Percussion) -> Callable[[PercussionState], None]:
         def on_state(state: PercussionState) -> None:
+            self._notice_gap()
             self._runner.emit(
                 Telemetry(
                     self._runner.session_time(),
@@ -260,6 +376,7 @@ class Supervisor:
         return on_state
 
     def _on_probe(self, reading: ProbeReading) -> None:
+        self._notice_gap()
         runner = self._runner
         runner.emit(Telemetry(runner.session_time(), "probe", skin_celsius=reading.celsius))
         active = [s for s in self._expected.values() if s is not None and s.role != "gun"]
@@ -338,7 +455,10 @@ class Supervisor:
 
     def _carry_on(self, device: ThermalOutput | Percussion) -> None:
         """A device is back in time: resume once nothing else is missing. Before time zero
-        nothing was paused, so the device's pre-conditioning step is applied again."""
+        nothing was paused, so the device's pre-conditioning step is applied again. Never
+        after relieve itself did not run for longer than the grace (see outputs_may_go_on)."""
+        if not self.outputs_may_go_on():
+            return
         if self._lost_since or self._stalled_since or self._asking:
             return
         if self._runner.paused:
@@ -350,6 +470,9 @@ class Supervisor:
         runner = self._runner
         while not self._ended:
             await runner.clock.sleep(CHECK_INTERVAL_S)
+            self._notice_gap()  # a freeze is a freeze, not a stall of every device
+            if self._freeze_pending or self._ended:
+                continue
             now = runner.clock.now()
             away = {**self._stalled_since, **self._lost_since}
             for role, since in away.items():
@@ -410,11 +533,12 @@ class Supervisor:
         if ask is None:
             self.raise_alarm(Trouble("high", reason, message + " Session ended.", role, "S2"))
             return
-        self._asking = True
-        try:
-            again = await ask(message + " Resume when it is back?")
-        finally:
-            self._asking = False
+        async with self._one_question:
+            self._asking = True
+            try:
+                again = await ask(message + " Resume when it is back?")
+            finally:
+                self._asking = False
         if again and device is not None and device.state.connected:
             self._lost_since.pop(role, None)
             self._stalled_since.pop(role, None)

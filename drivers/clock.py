@@ -18,17 +18,42 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import heapq
 import itertools
 import time
-from collections.abc import Sized
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sized
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Clock", "MonotonicClock", "ScaledClock", "VirtualClock", "at_least_real"]
+__all__ = [
+    "Clock",
+    "MonotonicClock",
+    "ScaledClock",
+    "VirtualClock",
+    "at_least_real",
+    "real_seconds",
+]
 
 # asyncio may run a timer up to the loop's clock resolution before its time; sleeping this much
 # longer (real seconds) makes "now() >= deadline" hold when sleep_until returns.
 WAKE_MARGIN_S = 1e-4
+
+
+def _suspend_counting() -> Callable[[], float]:
+    """Monotonic seconds that keep counting while the machine is suspended.
+
+    ``time.monotonic`` (CLOCK_MONOTONIC on Linux) stops during a suspend, so a heat phase that
+    spans a laptop's sleep would look shorter than it was, and the rest rules would run from
+    the wrong time. Linux's CLOCK_BOOTTIME counts the suspend; elsewhere ``time.monotonic``.
+    """
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is None:
+        return time.monotonic
+    return functools.partial(time.clock_gettime, boottime)
+
+
+real_seconds = _suspend_counting()
+"""Real seconds for therapy time: monotonic, and counting a suspend where the OS allows."""
 
 
 @runtime_checkable
@@ -52,16 +77,25 @@ class Clock(Protocol):
         """Clock seconds per real second (1 for real time)."""
         ...
 
+    def hold(self, future: asyncio.Future[Any]) -> None:
+        """Work outside clock time is under way (another thread, the disk) until ``future``
+        is done.
+
+        Real clocks run on regardless; a virtual clock does not move until it is done, as the
+        milliseconds it takes in real time would not move a session's clock.
+        """
+        ...
+
 
 class MonotonicClock:
-    """Real time, from :func:`time.monotonic`."""
+    """Real time, from :data:`real_seconds` (counting a suspend where the OS allows)."""
 
     @property
     def speed(self) -> float:
         return 1.0
 
     def now(self) -> float:
-        return time.monotonic()
+        return real_seconds()
 
     async def sleep_until(self, deadline: float) -> None:
         remaining = deadline - self.now()
@@ -69,6 +103,9 @@ class MonotonicClock:
 
     async def sleep(self, seconds: float) -> None:
         await self.sleep_until(self.now() + seconds)
+
+    def hold(self, future: asyncio.Future[Any]) -> None:
+        pass
 
 
 class ScaledClock:
@@ -78,14 +115,14 @@ class ScaledClock:
         if not speed > 0:
             raise ValueError(f"clock speed must be positive, not {speed}")
         self._speed = float(speed)
-        self._origin = time.monotonic()
+        self._origin = real_seconds()
 
     @property
     def speed(self) -> float:
         return self._speed
 
     def now(self) -> float:
-        return (time.monotonic() - self._origin) * self._speed
+        return (real_seconds() - self._origin) * self._speed
 
     async def sleep_until(self, deadline: float) -> None:
         remaining = deadline - self.now()
@@ -95,6 +132,9 @@ class ScaledClock:
 
     async def sleep(self, seconds: float) -> None:
         await self.sleep_until(self.now() + seconds)
+
+    def hold(self, future: asyncio.Future[Any]) -> None:
+        pass
 
 
 # At most this many event-loop turns pass before the virtual clock believes that every task has
@@ -119,6 +159,7 @@ class VirtualClock:
         self._settle_turns = settle_turns
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
+        self._outside: set[asyncio.Future[Any]] = set()  # work that time waits for
 
     @property
     def speed(self) -> float:
@@ -137,6 +178,19 @@ class VirtualClock:
 
     async def sleep(self, seconds: float) -> None:
         await self.sleep_until(self._now + seconds)
+
+    def hold(self, future: asyncio.Future[Any]) -> None:
+        if not future.done():
+            self._outside.add(future)
+            future.add_done_callback(self._outside.discard)
+
+    async def _hold_for_outside(self) -> bool:
+        """Wait (in real time) while work outside clock time is pending; whether it was."""
+        pending = [f for f in self._outside if not f.done()]
+        if not pending:
+            return False
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        return True
 
     def next_deadline(self) -> float | None:
         """The earliest pending deadline, or None when nobody sleeps on this clock."""
@@ -163,10 +217,26 @@ class VirtualClock:
             raise ValueError("virtual time cannot go backwards")
         await self.advance_to(self._now + seconds)
 
+    def jump(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` at once, waking nobody in between.
+
+        What a frozen process sees (``kill -STOP``, a suspended laptop): nothing ran while
+        the time passed, and every sleeper whose deadline went by is overdue. They wake, all at
+        the same moment, on the next turn of :meth:`advance` / :meth:`run`, as overdue timers
+        do when a real process is continued. Code that sleeps on this clock (the simulated
+        devices too) then finds ``now()`` far beyond where it last looked.
+        """
+        if seconds < 0:
+            raise ValueError("virtual time cannot go backwards")
+        self._now += seconds
+
     async def advance_to(self, target: float) -> None:
         """Move time forward to ``target``, waking sleepers in deadline order."""
         await self.settle()
         while (deadline := self.next_deadline()) is not None and deadline <= target:
+            if await self._hold_for_outside():
+                await self.settle()
+                continue
             self._now = max(self._now, deadline)
             self._wake_due()
             await self.settle()
@@ -182,6 +252,8 @@ class VirtualClock:
             await self.settle()
             if awaitable.done():
                 break
+            if await self._hold_for_outside():
+                continue
             deadline = self.next_deadline()
             if deadline is None:
                 await asyncio.sleep(0.001)

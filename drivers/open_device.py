@@ -25,9 +25,9 @@ from drivers.codecs import open_profile as op
 from drivers.codecs.errors import DecodeError
 from drivers.device import DriverOptions
 from drivers.guards import check_lease_s
-from drivers.lease import LeaseKeeper
+from drivers.lease import LeaseKeeper, LeaseLapsedError
 from drivers.output import OutputDriver, OutputStateT
-from drivers.watch import EVENT_NAMES, NOT_ACKNOWLEDGED
+from drivers.watch import EVENT_NAMES, LEASE_EXPIRED, NOT_ACKNOWLEDGED
 
 __all__ = ["CapabilitiesT", "OpenProfileDevice"]
 
@@ -111,14 +111,29 @@ class OpenProfileDevice(OutputDriver[OutputStateT], Generic[OutputStateT, Capabi
         """Write a START; the device's latched events are dropped unless it is refused.
 
         An accepted START clears the latched events (lease-expired ...): drop them first so no
-        telemetry in between republishes a stale "lease expired" for the new step.
+        telemetry in between republishes a stale "lease expired" for the new step. The host's
+        own record of a lease that ran out goes with them: the START carries a new lease.
         """
         before, self._device_faults = self._device_faults, self._device_faults - EVENT_NAMES
+        lapsed = LEASE_EXPIRED in self._host_faults
+        self._host_faults.discard(LEASE_EXPIRED)
         try:
             await self._write(command, what)
         except DeviceError:
             self._device_faults = before
+            if lapsed:
+                self._host_faults.add(LEASE_EXPIRED)
             raise
+
+    def _lease_granted(self, sent_at: float) -> None:
+        """A START sent at clock time ``sent_at`` was accepted: keep its lease alive."""
+        capabilities = self._capabilities
+        granted_ms = (
+            self._lease_ms
+            if capabilities is None
+            else op.grant_lease(self._lease_ms, capabilities.max_lease_ms)
+        )
+        self._lease.start(lease_s=granted_ms / 1000, granted_at=sent_at)
 
     async def _renew(self) -> None:
         # Every attempt asks the keeper first: a renewal is never sent once it was stopped.
@@ -129,8 +144,22 @@ class OpenProfileDevice(OutputDriver[OutputStateT], Generic[OutputStateT, Capabi
             withdrawn=self._lease.call_withdrawn,
         )
 
+    def _went_off_by_itself(self) -> None:
+        """The device reports the output OFF while its lease was being kept: when the lease had
+        run out on the host's clock, say so (a device that does not latch LEASE_EXPIRED would
+        report a plain OFF). Published with the state that follows."""
+        runs_out_at = self._lease.runs_out_at
+        if self._lease.running and runs_out_at is not None and self._clock.now() >= runs_out_at:
+            self._log.warning("%s: turned itself off: its lease ran out", self.label)
+            self._host_faults.add(LEASE_EXPIRED)
+
     def _renewal_failed(self, exc: DeviceError) -> None:
-        if isinstance(exc, DeviceTimeoutError):
+        if isinstance(exc, LeaseLapsedError):
+            # Not renewed: the device has turned the output OFF (a device that does not latch
+            # LEASE_EXPIRED would not say why). The host's own count says it.
+            self._log.warning("%s", exc)
+            self._set_host_fault(LEASE_EXPIRED, present=True)
+        elif isinstance(exc, DeviceTimeoutError):
             self._set_host_fault(NOT_ACKNOWLEDGED, present=True)
         elif (
             isinstance(exc, DeviceRefusedError)

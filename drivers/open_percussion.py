@@ -82,9 +82,10 @@ class OpenPercussionGun(OpenProfileDevice[PercussionState, op.PercussionCapabili
         command = op.PercussionStart(speed_ppm=rpm, run_cap_s=cap, lease_ms=self._lease_ms)
         self._require_ready()
         self._stopped_on_purpose = False
+        sent_at = self._clock.now()
         await self._send_start(command, f"START at {rpm} per minute")
         self._set(replace(self._state, running=True, target_rpm=rpm, faults=self._faults()))
-        self._lease.start()
+        self._lease_granted(sent_at)
 
     async def stop(self) -> None:
         """Stop the gun and stop renewing. Idempotent (nothing to send without a link)."""
@@ -114,6 +115,7 @@ class OpenPercussionGun(OpenProfileDevice[PercussionState, op.PercussionCapabili
         if frame is None:
             return
         if self._state.running and not frame.running:
+            self._went_off_by_itself()
             self._lease.cancel()
         elif frame.running and self._stopped_on_purpose and not self._lease.running:
             self._host_faults.add(STUCK_OUTPUT)  # running although STOP was acknowledged

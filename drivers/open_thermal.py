@@ -119,6 +119,7 @@ class OpenThermalPad(OpenProfileDevice[ThermalState, op.ThermalCapabilities]):
         self._require_ready()
         mode = _MODES[command.mode]
         self._stuck.switched_on()
+        sent_at = self._clock.now()
         await self._send_start(command, f"{mode} START at {command.setpoint_c:g} °C")
         self._set(
             replace(
@@ -129,7 +130,7 @@ class OpenThermalPad(OpenProfileDevice[ThermalState, op.ThermalCapabilities]):
                 faults=self._faults(),
             )
         )
-        self._lease.start()
+        self._lease_granted(sent_at)
 
     # --- set-up and notifications -------------------------------------------------------------
 
@@ -159,6 +160,7 @@ class OpenThermalPad(OpenProfileDevice[ThermalState, op.ThermalCapabilities]):
             mode, faults = "heat", faults | {UNKNOWN_MODE}
         previous = self._state.mode
         if previous != "off" and mode == "off":
+            self._went_off_by_itself()
             self._lease.cancel()
             self._stuck.switched_off(previous, self._state.plate_celsius)
         elif mode != "off" and not self._lease.running and self._stuck.watching:

@@ -1,7 +1,9 @@
 """Pure checks on what a device reports: fault names, stuck outputs, telemetry stalls.
 
 Nothing here does I/O or reads a clock; the device classes feed in what they receive and the
-current clock time, and put the answers into their state's ``faults``.
+current clock time, and put the answers into their state's ``faults``. The session's last
+check after its final OFF (:class:`PlateAfterOff`, :class:`MotorAfterStop`) is fed the same way
+by the session runner.
 """
 
 from __future__ import annotations
@@ -11,15 +13,25 @@ from typing import Final, Literal
 from drivers.codecs import open_profile as op
 
 __all__ = [
+    "BEYOND_SETPOINT_C",
+    "COASTING_SHARE",
     "COLD_ONLY_BELOW_C",
     "EVENT_NAMES",
     "HEAT_ONLY_ABOVE_C",
+    "LEASE_EXPIRED",
+    "MOTOR_WATCH_S",
     "NOT_ACKNOWLEDGED",
+    "PLATE_WATCH_S",
+    "SPIN_DOWN_S",
     "STUCK_MOVE_C",
     "STUCK_OUTPUT",
     "TELEMETRY_STALL_S",
+    "AfterOff",
+    "MotorAfterStop",
+    "PlateAfterOff",
     "StuckOutputDetector",
     "flag_fault_names",
+    "plate_beyond_setpoint",
     "stalled",
 ]
 
@@ -38,6 +50,9 @@ TELEMETRY_STALL_S = 5.0 * op.TELEMETRY_INTERVAL_S
 
 STUCK_OUTPUT: Final = "stuck-output"
 """Fault name: an output that keeps driving after OFF."""
+LEASE_EXPIRED: Final = "lease-expired"
+"""Fault name: the lease of an output ran out (the device's latched flag, or the host's own
+count when it could not renew in time)."""
 NOT_ACKNOWLEDGED: Final = "not-acknowledged"
 """Fault name: a command (a lease renewal, a poll) not acknowledged after the retries (S4)."""
 
@@ -47,7 +62,7 @@ _FLAG_NAMES: Final = {
     op.StatusFlags.STUCK_OUTPUT: STUCK_OUTPUT,
     op.StatusFlags.SUPPLY_FAULT: "supply-fault",
     op.StatusFlags.OVERLOAD: "overload",
-    op.StatusFlags.LEASE_EXPIRED: "lease-expired",
+    op.StatusFlags.LEASE_EXPIRED: LEASE_EXPIRED,
     op.StatusFlags.LINK_LOST: "link-lost",
     op.StatusFlags.RUN_CAP_REACHED: "run-cap-reached",
     op.StatusFlags.LOCAL_STOP: "local-stop",
@@ -120,6 +135,116 @@ class StuckOutputDetector:
             return celsius - self._extreme >= self.move_c and celsius > HEAT_ONLY_ABOVE_C
         self._extreme = max(self._extreme, celsius)
         return self._extreme - celsius >= self.move_c and celsius < COLD_ONLY_BELOW_C
+
+
+# --- after the final OFF: did the output really stop? ---------------------------------------
+#
+# A device that ignores OFF but reports it (a welded heater relay without current sensing, a
+# gun whose motor runs on) shows it only in what it measures. When a session ends, the runner
+# watches such an output for a short, bounded time after its OFF. It watches only what looks
+# driven when the OFF goes out, so a normal session's end costs nothing: a plate beyond its
+# setpoint the way its output drives (a regulating heater idles above its setpoint, a Peltier
+# below it; nothing but the output itself pushes a plate further), a gun that reports speed.
+
+# A plate this far (degC) beyond its setpoint, the way its output drives, is not regulated.
+BEYOND_SETPOINT_C = 1.0
+# Back this far (degC) after OFF, the way nothing but the end of the drive takes it: the output
+# is off (two steps of the open profile's 0.01 degC resolution).
+TURNED_BACK_C = 0.02
+# On this far (degC) the drive's way after OFF: still driven. Sensor noise is far smaller, and a
+# plate already beyond its setpoint has no heater lag to coast on (its output was idle).
+DRIVEN_ON_C = 0.2
+# Clock seconds a suspect plate is watched after OFF: three telemetry intervals. A plate that
+# has not turned back by then is not confirmed OFF.
+PLATE_WATCH_S = 3.0 * op.TELEMETRY_INTERVAL_S
+# Clock seconds a stopped motor takes to spin down (a simulated gun needs 0.8 s from its top
+# speed); speed reported later than this after STOP means the motor still runs.
+SPIN_DOWN_S = 2.0
+# A motor reporting less than this share of its speed at STOP is coasting down, not driven:
+# load sags a driven motor by a third at most before it stalls (and a stalled motor stops).
+COASTING_SHARE = 0.5
+# Clock seconds a gun that reported speed is watched after STOP: its spin-down and one more
+# measurement. A gun that stops reporting speed has stopped (the open profile measures only
+# while the motor turns).
+MOTOR_WATCH_S = SPIN_DOWN_S + 1.5 * op.TELEMETRY_INTERVAL_S
+
+
+def plate_beyond_setpoint(
+    mode: str, setpoint_c: float | None, plate_c: float | None
+) -> Literal["heat", "cold"] | None:
+    """The way an output drives a plate that is beyond its setpoint that way (None: not)."""
+    if setpoint_c is None or plate_c is None:
+        return None
+    if mode == "heat" and plate_c > setpoint_c + BEYOND_SETPOINT_C:
+        return "heat"
+    if mode == "cold" and plate_c < setpoint_c - BEYOND_SETPOINT_C:
+        return "cold"
+    return None
+
+
+class PlateAfterOff:
+    """Whether a plate that was driven beyond its setpoint stopped being driven after OFF.
+
+    Feed :meth:`reading` each new plate reading after the OFF: True once the plate turned back
+    (the output is off), False once it went on the drive's way (it is still driven), None
+    while undecided. :meth:`verdict` is the answer when the watch ends undecided: not off.
+    """
+
+    watch_s = PLATE_WATCH_S
+
+    def __init__(self, direction: Literal["heat", "cold"], plate_c: float) -> None:
+        self.direction = direction
+        self._sign = 1.0 if direction == "heat" else -1.0
+        self._start = plate_c
+
+    def reading(self, celsius: float | None, at: float) -> bool | None:
+        """One plate reading (``at``: its clock time, unused); see the class."""
+        del at
+        if celsius is None:
+            return None
+        onward = (celsius - self._start) * self._sign
+        if onward <= -TURNED_BACK_C:
+            return True
+        if onward >= DRIVEN_ON_C:
+            return False
+        return None
+
+    def verdict(self) -> bool:
+        """At the end of the watch, undecided: the plate never turned back, so not off."""
+        return False
+
+
+class MotorAfterStop:
+    """Whether a gun's motor stopped after STOP, from the speed it reports.
+
+    Feed :meth:`reading` each new speed report after the STOP with its clock time: True once it
+    reports standstill or is clearly coasting down (below :data:`COASTING_SHARE` of its speed at
+    the STOP), False once it reports speed :data:`SPIN_DOWN_S` or more after the STOP (the motor
+    still runs), None while it may still be spinning down. :meth:`verdict` is the answer when
+    the watch ends undecided: it stopped reporting speed, so it stopped.
+    """
+
+    watch_s = MOTOR_WATCH_S
+
+    def __init__(self, stopped_at: float, rpm_at_stop: float) -> None:
+        self._stopped_at = stopped_at
+        self._coasting_below = rpm_at_stop * COASTING_SHARE
+
+    def reading(self, rpm: float | None, at: float) -> bool | None:
+        """One speed report (per minute) made at clock time ``at``; see the class."""
+        if rpm is None or rpm <= 0 or rpm < self._coasting_below:
+            return True
+        if at - self._stopped_at >= SPIN_DOWN_S:
+            return False
+        return None
+
+    def verdict(self) -> bool:
+        """At the end of the watch, undecided: no speed reported after the spin-down."""
+        return True
+
+
+AfterOff = PlateAfterOff | MotorAfterStop
+"""The watch on one output after its final OFF."""
 
 
 EVENT_NAMES: Final = flag_fault_names(op.EVENT_FLAGS)

@@ -1,8 +1,9 @@
 """Compile a profile into a :class:`~profiles.plan.Plan`, then re-check the plan against the limits.
 
 Pure: a function of the profile, the devices' capabilities and the limits. The compiled plan is
-checked again as a whole (:func:`check_plan`): continuous heat per area across steps, totals per
-session, the contrast structure, cold and massage caps. A plan that breaks a limit is never
+checked again as a whole (:func:`check_plan`): every number finite and every step but a prompt
+taking time, continuous heat per area across steps, totals per session, the contrast structure,
+cold and massage caps, each ON step within its modality's cap. A plan that breaks a limit is never
 returned: :class:`~profiles.errors.LimitError` names the limit instead.
 """
 
@@ -12,7 +13,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from profiles.errors import LimitError, RelieveError
-from profiles.limits import HARD, SPEED_LEVEL_RPM, Limits, Violation, level_band, minutes_text
+from profiles.limits import (
+    HARD,
+    SPEED_LEVEL_RPM,
+    Limits,
+    Violation,
+    check_on_steps,
+    check_plan_numbers,
+    level_band,
+    minutes_text,
+)
 from profiles.models import (
     ColdSection,
     ContrastSection,
@@ -344,7 +354,10 @@ def _massage(b: _Builder, m: MassageSection, *, extended: bool) -> float:
         warmup = min(GUN_WARMUP_S, duration) if visit == 0 and rpm > low else 0.0
         if warmup:
             b.step("gun", "run", t, warmup, area=area.name, rpm=low, manual=manual)
-        b.step("gun", "run", t + warmup, duration - warmup, area=area.name, rpm=rpm, manual=manual)
+        if duration > warmup:  # a first visit no longer than the warm-up has nothing after it
+            b.step(
+                "gun", "run", t + warmup, duration - warmup, area=area.name, rpm=rpm, manual=manual
+            )
         t += duration
         visit += 1
     b.prompt(t, "Massage done: switch the gun off and put it down.")
@@ -402,13 +415,21 @@ def _fit_preconditioning(steps: list[Step], caps: Capabilities) -> list[Step]:
 
 
 def check_plan(plan: Plan, limits: Limits = HARD) -> list[Violation]:
-    """Every limit the plan breaks (empty when it is safe), in timeline order."""
+    """Every limit the plan breaks (empty when it is safe), in timeline order.
+
+    A number that is not finite (NaN, infinity) is reported alone: every other check compares
+    numbers, and a comparison with NaN is always false, so it would pass them all.
+    """
+    numbers = check_plan_numbers(plan)
+    if numbers:
+        return numbers
     out: list[Violation] = []
     out += _check_tiling(plan)
     out += _check_heat(plan, limits)
     out += _check_cold(plan, limits)
     out += _check_contrast_structure(plan)
     out += _check_massage(plan, limits)
+    out += [v for v in check_on_steps(plan, limits) if v not in out]
     return out
 
 

@@ -9,20 +9,30 @@ a :class:`Violation` that says which limit, what value, and what to do.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from profiles.errors import LimitError
+
+if TYPE_CHECKING:
+    from profiles.plan import Plan, Step
 
 __all__ = [
     "HARD",
     "LIMIT_TABLE",
+    "MASSAGE_RPM_MAX",
+    "MASSAGE_RPM_MIN",
+    "ON_ACTIONS",
     "LimitInfo",
     "Limits",
     "Violation",
+    "check_on_steps",
+    "check_plan_numbers",
     "level_band",
+    "refuse_unsafe_on_steps",
 ]
 
 
@@ -197,6 +207,11 @@ Direction = Literal["max", "min"]
 # speeds are 1750-2400 ppm; "high" is the lumbar default ceiling (M3), faster only by rpm.
 SPEED_LEVEL_RPM: Mapping[str, int] = MappingProxyType({"low": 1750, "medium": 2100, "high": 2400})
 
+# The speeds any percussion gun runs at (a sanity range, not a safety limit): a profile's or a
+# command's rpm outside it is not what anyone means.
+MASSAGE_RPM_MIN = 1000  # slower than any percussion gun runs
+MASSAGE_RPM_MAX = 3616  # fastest Gen-4 gun (Theragun PRO/Elite)
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -313,6 +328,17 @@ class Limits:
             )
         return None
 
+    def on_step_max_s(self, action: str, *, extended: bool = False) -> float:
+        """The longest one ON step of ``action`` may last: H2 for heat and pre-heat, C1 for
+        cold and pre-cool, M1 for the gun (the confirmed extension's cap when ``extended``)."""
+        if action in ("heat", "preheat"):
+            return self.heat_continuous_max_s
+        if action in ("cold", "precool"):
+            return self.cold_continuous_max_s
+        if action == "run":
+            return self.massage_extended_max_s if extended else self.massage_max_s
+        raise ValueError(f"{action!r} switches nothing on")
+
 
 HARD = Limits()
 """The hard limits of SAFETY.md. Anything configured must be at least this strict."""
@@ -334,6 +360,8 @@ def level_band(level: int, levels: int) -> str:
 
 
 def _minutes(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return f"{seconds:g} s"  # never an error while saying what is wrong
     minutes = seconds / 60
     if minutes == int(minutes):
         n = int(minutes)
@@ -346,3 +374,110 @@ def _minutes(seconds: float) -> str:
 def minutes_text(seconds: float) -> str:
     """'5 minutes', '1 minute', '4.5 minutes', '30 s': durations as people say them."""
     return _minutes(seconds)
+
+
+# --- numbers in a plan ------------------------------------------------------------------------
+
+# The actions that switch an output on (or time a passive pack in its place), each with the hard
+# limit that caps how long one step of it may last: H2 for heat, C1 for cold, M1 for the gun.
+ON_ACTIONS: Mapping[str, str] = MappingProxyType(
+    {"preheat": "H2", "heat": "H2", "precool": "C1", "cold": "C1", "run": "M1"}
+)
+_SAME_S = 1e-6  # durations this close to a cap are at the cap
+
+
+def _step_number_problem(step: Step, limit_id: str) -> Violation | None:
+    """A step whose start, length, setpoint or speed is not a finite number (NaN, infinity), or
+    that lasts no time though it is more than a prompt."""
+    what = f"the {step.action} step"
+    if not math.isfinite(step.start_s):
+        return Violation(limit_id, f"{what} starts at {step.start_s:g} s, not at a finite time")
+    what += f" at {step.start_s:g} s"
+    if not math.isfinite(step.duration_s) or step.duration_s < 0:
+        return Violation(limit_id, f"{what} lasts {step.duration_s:g} s, not a finite time")
+    if step.duration_s == 0 and step.action != "prompt":
+        return Violation(limit_id, f"{what} lasts no time at all")
+    if step.celsius is not None and not math.isfinite(step.celsius):
+        setpoint_id = {"heat": "H1", "cold": "C4"}.get(step.role, limit_id)
+        return Violation(setpoint_id, f"{what} has a setpoint of {step.celsius:g} °C, not a number")
+    if step.rpm is not None and not math.isfinite(step.rpm):
+        return Violation(limit_id, f"{what} has a speed of {step.rpm:g} per minute, not a number")
+    return None
+
+
+def check_plan_numbers(plan: Plan) -> list[Violation]:
+    """Every number of the plan that is not finite (NaN, infinity): its length, each phase's
+    start, length and setpoint, each step's start, length, setpoint and speed; and steps other
+    than prompts that last no time. Pure; empty when every number is usable.
+
+    The other checks of a plan compare numbers, and a comparison with NaN is always false: they
+    are meaningful only once this one has passed.
+    """
+    out: list[Violation] = []
+    for step in plan.steps:  # first: a step names the limit of what it switches on
+        problem = _step_number_problem(step, ON_ACTIONS.get(step.action, "S4"))
+        if problem is not None:
+            out.append(problem)
+    for phase in plan.phases:
+        numbers = (phase.start_s, phase.duration_s, 0.0 if phase.celsius is None else phase.celsius)
+        if not all(math.isfinite(n) for n in numbers):
+            out.append(
+                Violation(
+                    "S4",
+                    f"the {phase.mode} phase at {phase.start_s:g} s for {phase.duration_s:g} s "
+                    "has a number that is not finite",
+                )
+            )
+    if not math.isfinite(plan.total_s):
+        out.append(Violation("S4", f"the plan lasts {plan.total_s:g} s, not a finite time"))
+    return out
+
+
+def check_on_steps(plan: Plan, limits: Limits = HARD) -> list[Violation]:
+    """Every step that switches an output on (pre-heat, heat, pre-cool, cold, run) and must not
+    start: a start, length, setpoint or speed that is not a finite number, no length at all, a
+    length over its modality's hard cap (H2 heat, C1 cold, M1 massage, with the confirmed
+    extension when the plan has it), or a setpoint beyond H1 or C4. Pure; empty when all is well.
+
+    A compiled plan always passes; this is the check the session runner makes again before it
+    switches anything on, whatever produced the plan.
+    """
+    out: list[Violation] = []
+    for step in plan.steps:
+        limit_id = ON_ACTIONS.get(step.action)
+        if limit_id is None:
+            continue
+        problem = _step_number_problem(step, limit_id)
+        if problem is not None:
+            out.append(problem)
+            continue
+        cap = limits.on_step_max_s(step.action, extended=plan.extended)
+        if step.duration_s > cap + _SAME_S:
+            out.append(
+                Violation(
+                    limit_id,
+                    f"the {step.action} step at {step.start_s:g} s lasts "
+                    f"{_minutes(step.duration_s)}, over the {_minutes(cap)} it may last",
+                )
+            )
+        if step.celsius is not None:
+            setpoint = (
+                limits.check_heat_celsius(step.celsius, step.duration_s)
+                if step.role == "heat"
+                else limits.check_cold_plate(step.celsius)
+            )
+            if setpoint is not None:
+                out.append(setpoint)
+    return out
+
+
+def refuse_unsafe_on_steps(plan: Plan, limits: Limits = HARD) -> None:
+    """Raise :class:`LimitError` for the first ON step :func:`check_on_steps` refuses."""
+    unsafe = check_on_steps(plan, limits)
+    if unsafe:
+        first = unsafe[0]
+        raise LimitError(
+            first.limit_id,
+            f"'{plan.name}' cannot run: {first}; nothing was switched on, and as a plan "
+            "compiled from a profile never has such a step, please report it.",
+        )

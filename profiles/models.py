@@ -2,7 +2,9 @@
 
 A profile says *what* a session does (contrast 5+5 x 3 at 42/12 °C; massage 10 min, low speed,
 these areas in order). Unknown keys are refused, values are strictly typed (``"5"`` is not a
-number), and every value outside a hard limit is refused with the limit's ID. Nothing is clamped.
+number), every number is finite (:data:`Finite`: no NaN, no infinity, checked before any other
+check sees it), and every value outside a hard limit is refused with the limit's ID. Nothing is
+clamped.
 
 Errors raised from validators carry ``limit_id`` in their context; :mod:`profiles.parse` turns them
 into :class:`profiles.errors.ProfileProblem` sentences.
@@ -11,12 +13,14 @@ into :class:`profiles.errors.ProfileProblem` sentences.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -24,12 +28,20 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from profiles.limits import HARD, SPEED_LEVEL_RPM, Violation, minutes_text
+from profiles.limits import (
+    HARD,
+    MASSAGE_RPM_MAX,
+    MASSAGE_RPM_MIN,
+    SPEED_LEVEL_RPM,
+    Violation,
+    minutes_text,
+)
 
 __all__ = [
     "KINDS",
     "ColdSection",
     "ContrastSection",
+    "Finite",
     "HeatSection",
     "MassageArea",
     "MassageSection",
@@ -53,8 +65,8 @@ _SPINE_WORDS = frozenset(
 HEAT_CELSIUS_MIN = 34.0  # below skin temperature a "heat" setpoint does not warm
 COLD_CELSIUS_MAX = 25.0  # above room temperature a "cold" setpoint does not cool
 CONTRAST_GUIDANCE_MIN_MINUTES = 3.0  # X1 guidance: phases of 3-5 minutes
-MASSAGE_RPM_MIN = 1000  # slower than any percussion gun runs
-MASSAGE_RPM_MAX = 3616  # fastest Gen-4 gun (Theragun PRO/Elite)
+MASSAGE_AREA_MIN_S = 5.0  # a shorter visit is not massage (and thousands of them are no plan)
+# MASSAGE_RPM_MIN / MASSAGE_RPM_MAX (1000-3616 per minute) come from profiles.limits.
 
 
 def limit_error(violation: Violation, **ctx: Any) -> PydanticCustomError:
@@ -82,6 +94,29 @@ def _slug(value: str) -> str:
 Slug = Annotated[str, AfterValidator(_slug)]
 
 
+def _finite(value: Any) -> Any:
+    """Refuse NaN and infinity (TOML's ``nan``, ``inf``, ``-inf``, and literals such as ``1e400``
+    that only fit as infinity), and integers too large for a float, before any other check.
+
+    Every comparison with NaN is false, so ``nan <= 0`` and ``nan > limit`` would both let it
+    through a range check; this runs first, so no later check or arithmetic ever sees one.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise value_error("must be a finite number, not nan or infinity; write an ordinary number")
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            raise value_error(
+                "is too large to be a number relieve can use; write an ordinary number"
+            ) from None
+    return value
+
+
+Finite = Annotated[float, BeforeValidator(_finite)]
+"""A float that is finite: every number of a profile is one (integers are finite already)."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -100,11 +135,11 @@ def _minutes_in(value: float, low: float, high: float, limit_id: str, what: str)
 class ContrastSection(_Section):
     """Contrast therapy: heat and cold alternating, beginning with heat and ending with cold."""
 
-    heat_minutes: float
-    cold_minutes: float
+    heat_minutes: Finite
+    cold_minutes: Finite
     cycles: int
-    heat_celsius: float
-    cold_celsius: float
+    heat_celsius: Finite
+    cold_celsius: Finite
 
     @field_validator("heat_minutes", "cold_minutes")
     @classmethod
@@ -201,7 +236,7 @@ class MassageArea(_Section):
     """One area the gun visits, for at most two minutes at a time (M2)."""
 
     name: Slug
-    seconds: float
+    seconds: Finite
     label: str | None = None
 
     @field_validator("name")
@@ -217,8 +252,11 @@ class MassageArea(_Section):
     @field_validator("seconds")
     @classmethod
     def _seconds(cls, value: float) -> float:
-        if value <= 0:
-            raise value_error("must be a positive number of seconds")
+        if value < MASSAGE_AREA_MIN_S:
+            raise value_error(
+                f"a visit to an area lasts at least {MASSAGE_AREA_MIN_S:g} s; "
+                "use 60-90 s (the default range)"
+            )
         if value > HARD.massage_area_max_s:
             raise limit_error(
                 Violation(
@@ -237,7 +275,7 @@ class MassageArea(_Section):
 class MassageSection(_Section):
     """A massage-gun session: minutes, speed and the areas visited in order."""
 
-    minutes: float
+    minutes: Finite
     speed: SpeedLevel | None = None
     rpm: int | None = None
     explicit_top_speed: bool = False
@@ -306,10 +344,10 @@ class MassageSection(_Section):
 class ColdSection(_Section):
     """A cold application (ice pack or cold pad), optionally repeated during the acute window."""
 
-    minutes: float
-    celsius: float | None = None
-    repeat_every_minutes: float | None = None
-    for_hours: float | None = None
+    minutes: Finite
+    celsius: Finite | None = None
+    repeat_every_minutes: Finite | None = None
+    for_hours: Finite | None = None
 
     @field_validator("minutes")
     @classmethod
@@ -370,8 +408,8 @@ class ColdSection(_Section):
 class HeatSection(_Section):
     """A heat soak on one area."""
 
-    minutes: float
-    celsius: float
+    minutes: Finite
+    celsius: Finite
 
     @field_validator("minutes")
     @classmethod
@@ -412,7 +450,7 @@ STRETCH_HOLD_MAX_S = 120.0  # longer than this, people lose form; split into two
 
 class StretchHold(_Section):
     name: str = Field(min_length=1)
-    seconds: float = 30.0
+    seconds: Finite = 30.0
 
     @field_validator("seconds")
     @classmethod
@@ -429,7 +467,7 @@ class StretchSection(_Section):
 
     holds: list[StretchHold] = Field(min_length=1)
     rounds: int = Field(default=1, ge=1, le=5)
-    rest_seconds: float = Field(default=10.0, ge=0, le=60)
+    rest_seconds: Finite = Field(default=10.0, ge=0, le=60)
 
 
 class Profile(BaseModel):

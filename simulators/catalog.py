@@ -49,6 +49,7 @@ class FaultKind(enum.StrEnum):
     SENSOR_DRIFT = "sensor_drift"
     BATTERY_DIES = "battery_dies"
     LINK_LATENCY = "link_latency"
+    UNLATCHED_LEASE = "unlatched_lease"
 
 
 class DeviceFamily(enum.StrEnum):
@@ -74,10 +75,11 @@ COMMON_FAULTS: frozenset[FaultKind] = frozenset(
     }
 )
 _SENSOR_FAULTS = COMMON_FAULTS | {FaultKind.SENSOR_NAN, FaultKind.SENSOR_DRIFT}
-# The faults of each family: a thermal output can stick on, a device with a sensor can lose it.
+# The faults of each family: a thermal output can stick on, a device with a sensor can lose it,
+# a device with a lease can forget to latch its expiry.
 _FAMILY_FAULTS: dict[DeviceFamily, frozenset[FaultKind]] = {
-    DeviceFamily.OPEN_THERMAL: _SENSOR_FAULTS | {FaultKind.STUCK_HEATER},
-    DeviceFamily.OPEN_PERCUSSION: COMMON_FAULTS,
+    DeviceFamily.OPEN_THERMAL: _SENSOR_FAULTS | {FaultKind.STUCK_HEATER, FaultKind.UNLATCHED_LEASE},
+    DeviceFamily.OPEN_PERCUSSION: COMMON_FAULTS | {FaultKind.UNLATCHED_LEASE},
     DeviceFamily.THERAGUN: COMMON_FAULTS,
     DeviceFamily.HEATING_MAT: COMMON_FAULTS | {FaultKind.STUCK_HEATER},
     DeviceFamily.SKIN_PROBE: _SENSOR_FAULTS,

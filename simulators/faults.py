@@ -56,6 +56,7 @@ __all__ = [
     "SensorDrift",
     "SensorNan",
     "StuckHeater",
+    "UnlatchedLease",
     "load_scenario",
     "parse_scenario",
 ]
@@ -217,6 +218,17 @@ class LinkLatency(_Lasting):
     )
 
 
+class UnlatchedLease(_Lasting):
+    """A lease that runs out turns the output OFF but does not latch LEASE_EXPIRED.
+
+    An open-profile device whose firmware forgets the flag (docs/gatt-profile.md asks for it):
+    its State then says only "OFF", as after a plain OFF, and a host that relies on the flag
+    never learns that its lease ran out. Link loss still latches LINK_LOST.
+    """
+
+    kind: Literal["unlatched_lease"] = "unlatched_lease"
+
+
 FaultSpec = Annotated[
     Disconnect
     | RefuseConnections
@@ -227,7 +239,8 @@ FaultSpec = Annotated[
     | SensorNan
     | SensorDrift
     | BatteryDies
-    | LinkLatency,
+    | LinkLatency
+    | UnlatchedLease,
     Field(discriminator="kind"),
 ]
 """Any one fault description."""
@@ -492,6 +505,10 @@ class FaultBook:
             if isinstance(fault.spec, SensorDrift):
                 reading += fault.spec.rate * (now - fault.start) / 60.0
         return reading
+
+    def latches_lease_expiry(self, now: float) -> bool:
+        """Whether a lease that runs out at ``now`` latches LEASE_EXPIRED (not when unlatched)."""
+        return not self.is_active(FaultKind.UNLATCHED_LEASE, now)
 
     def stuck_since(self, now: float) -> float | None:
         """Start of the stuck-output fault in force at ``now``, or None."""

@@ -113,3 +113,30 @@ async def test_scaled_clock_runs_faster_than_real_time() -> None:
 def test_all_clocks_satisfy_the_protocol() -> None:
     for clock in (MonotonicClock(), ScaledClock(2), VirtualClock()):
         assert isinstance(clock, Clock)
+
+
+def test_the_real_clock_counts_time_across_a_suspend(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CLOCK_MONOTONIC (time.monotonic) stops while the machine sleeps, so a heat phase that
+    # spans a suspend would be recorded short; relieve's real clock is CLOCK_BOOTTIME, which
+    # goes on counting. Freeze time.monotonic: the session clocks must not be reading it.
+    assert hasattr(time, "CLOCK_BOOTTIME"), "relieve runs on Linux here"
+    monkeypatch.setattr(time, "monotonic", lambda: 0.0)
+    real, scaled = MonotonicClock(), ScaledClock(60)
+    boottime = time.clock_gettime(time.CLOCK_BOOTTIME)
+    assert abs(real.now() - boottime) < 0.05
+    first = scaled.now()
+    time.sleep(0.02)
+    assert scaled.now() - first >= 0.02 * 60
+
+
+async def test_the_virtual_clock_stands_still_while_held_work_is_under_way() -> None:
+    # a ledger write on its thread takes a millisecond of real time: no clock time passes
+    clock = VirtualClock()
+    sleeper = asyncio.ensure_future(clock.sleep(60))
+    work = asyncio.ensure_future(asyncio.to_thread(time.sleep, 0.05))
+    clock_when_done: list[float] = []
+    work.add_done_callback(lambda _: clock_when_done.append(clock.now()))
+    clock.hold(work)
+    await clock.run(sleeper)
+    assert clock_when_done == [0.0]
+    assert clock.now() == 60

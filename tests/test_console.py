@@ -73,4 +73,5 @@ def test_json_lines_have_type_and_t() -> None:
         "outcome": "completed",
         "delivered_s": 1080.0,
         "devices_off": True,
+        "recorded": True,
     }

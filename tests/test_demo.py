@@ -43,5 +43,6 @@ def test_demo_runs_the_routine_to_the_end_with_every_device_off(tmp_path: Path) 
         "outcome": "completed",
         "delivered_s": finished["delivered_s"],
         "devices_off": True,
+        "recorded": True,
     }
     assert finished["t"] >= 50 * 60

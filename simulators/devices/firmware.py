@@ -107,6 +107,14 @@ class OpenFirmware(SteppedFirmware, Generic[StartT]):
             self.start(command, now)
         self._check(now)
 
+    def _expire_lease(self, now: float) -> None:
+        """A lease that has run out by ``now`` turns the output OFF and latches LEASE_EXPIRED
+        (unless the device forgets to: the ``unlatched_lease`` fault)."""
+        if self.lease_deadline is None or now < self.lease_deadline:
+            return
+        latched = self.faults.latches_lease_expiry(now)
+        self._output_off(op.StatusFlags.LEASE_EXPIRED if latched else op.NO_FLAGS)
+
     def _grant(self, lease_ms: int, max_lease_ms: int, now: float) -> None:
         """Set the lease a START or RENEW asked for (never shorter than ``lease_floor_s``)."""
         granted = op.grant_lease(lease_ms, max_lease_ms)

@@ -87,8 +87,7 @@ class GunCore(OpenFirmware[op.PercussionStart]):
         return flags
 
     def _check(self, now: float) -> None:
-        if self.lease_deadline is not None and now >= self.lease_deadline:
-            self._output_off(op.StatusFlags.LEASE_EXPIRED)
+        self._expire_lease(now)
         cap = self.cap_deadline()
         if cap is not None and now >= cap:
             self._output_off(op.StatusFlags.RUN_CAP_REACHED)

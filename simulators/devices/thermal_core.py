@@ -134,8 +134,7 @@ class ThermalCore(OpenFirmware[op.ThermalStart]):
             self._stuck = None
         elif self._stuck is None and self.mode != op.ThermalMode.OFF:
             self._stuck = _MODE_TO_DRIVE.get(self.mode)
-        if self.lease_deadline is not None and now >= self.lease_deadline:
-            self._output_off(op.StatusFlags.LEASE_EXPIRED)
+        self._expire_lease(now)
         faults = self._conditions(now)
         if faults:
             self.flags |= faults
