@@ -37,9 +37,9 @@ from bumble.device import Connection, Device
 from bumble.link import LocalLink
 
 from simulators import backend
-from simulators._peripheral import start_peripheral
 from simulators.hci_server import HciServer
 from simulators.radio import BLE_MIN_CONNECTION_INTERVAL_S, DelayedLink
+from simulators.testing import start_peripheral
 
 ADDRESS = "F0:00:00:00:0B:01"
 SERVICE = "5a1eb000-0000-4000-8000-00000000beec"

@@ -1,4 +1,4 @@
-"""Benchmark of whole therapy sessions run in virtual time (drivers.clock.VirtualClock).
+"""Benchmark of whole therapy sessions run in virtual time (drivers.core.clock.VirtualClock).
 
 Each session goes through the real code: the SessionRunner, the drivers, the simulated bleak
 backend and simulated devices on the in-process bumble radio, with a ledger in a temporary
@@ -43,15 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.bindings import SessionDevices
-from controller.events import Event, Finished
 from controller.ledger import Ledger
 from controller.library import ProfileLibrary
-from controller.runner import SessionRunner
-from controller.simulation import open_radio
-from drivers.backend import BleBackend
-from drivers.clock import VirtualClock
-from drivers.factory import AnyDevice, open_device
+from controller.session.bindings import SessionDevices
+from controller.session.events import Event, Finished
+from controller.session.runner import SessionRunner
+from controller.session.simulation import open_radio
+from drivers.core.backend import BleBackend
+from drivers.core.clock import VirtualClock
+from drivers.core.factory import AnyDevice, open_device
 from profiles.compiler import compile_plan
 
 RUNS = 5  # sessions per scenario unless --runs says otherwise

@@ -55,7 +55,7 @@ def time_imports() -> float:
 
 
 async def bench_worlds() -> dict[str, Any]:
-    from drivers.clock import MonotonicClock
+    from drivers.core.clock import MonotonicClock
     from simulators.world import SimWorld
 
     builds: list[float] = []
@@ -88,8 +88,8 @@ async def bench_worlds() -> dict[str, Any]:
 async def bench_servers(directory: Path) -> dict[str, Any]:
     from bleak import BleakClient
 
-    from drivers.clock import MonotonicClock
     from drivers.codecs import sig_common as sig
+    from drivers.core.clock import MonotonicClock
     from simulators import backend
     from simulators.catalog import spec_for
     from simulators.serve import SimServer

@@ -1,7 +1,7 @@
 """The generic BLE heating mat (levels 1-7 = 36-42 °C), safety class host-timed.
 
 Protocol: :mod:`drivers.codecs.heating_mat` (PROTOCOLS.md section 3). On every connect the
-driver writes the auth/init packet first (a refusal is :class:`~drivers.base.AuthFailedError`),
+driver writes the auth/init packet first (a refusal is :class:`~drivers.core.base.AuthFailedError`),
 reads level and timer, and sets the level to 0 (OFF first). A level-only mat has no lease and
 reports no temperature: ``heat(celsius)`` takes the hottest level not above ``celsius``, and sets
 the mat's own timer to 1 hour (its shortest) before the level, as a backstop if relieve goes
@@ -16,18 +16,18 @@ import logging
 from dataclasses import replace
 from typing import Final, Unpack
 
-from drivers.base import (
+from drivers.codecs import heating_mat as hm
+from drivers.core.base import (
     AuthFailedError,
     DeviceRefusedError,
     OutOfRangeError,
     ThermalCaps,
     ThermalState,
 )
-from drivers.codecs import heating_mat as hm
-from drivers.device import DriverOptions
-from drivers.guards import check_heat_limit
-from drivers.host_timed import HostTimedDevice
-from drivers.polling import Reply, request
+from drivers.core.device import DriverOptions
+from drivers.core.guards import check_heat_limit
+from drivers.core.host_timed import HostTimedDevice
+from drivers.core.polling import Reply, request
 
 __all__ = ["BACKSTOP_TIMER_HOURS", "BUSY_POLL_S", "IDLE_POLL_S", "HeatingMat"]
 

@@ -14,12 +14,12 @@ import math
 from dataclasses import replace
 from typing import Final, Unpack
 
-from drivers.base import OutOfRangeError, PercussionCaps, PercussionState
 from drivers.codecs import open_profile as op
-from drivers.device import DriverOptions
-from drivers.guards import check_rpm, check_run_cap_s
-from drivers.open_device import OpenProfileDevice
-from drivers.watch import STUCK_OUTPUT, flag_fault_names
+from drivers.core.base import OutOfRangeError, PercussionCaps, PercussionState
+from drivers.core.device import DriverOptions
+from drivers.core.guards import check_rpm, check_run_cap_s
+from drivers.core.open_device import OpenProfileDevice
+from drivers.core.watch import STUCK_OUTPUT, flag_fault_names
 from profiles.limits import HARD
 
 __all__ = ["DEFAULT_RUN_CAP_S", "OpenPercussionGun"]

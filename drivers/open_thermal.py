@@ -17,12 +17,12 @@ import logging
 from dataclasses import replace
 from typing import Final, Literal, Unpack
 
-from drivers.base import ThermalCaps, ThermalState
 from drivers.codecs import open_profile as op
-from drivers.device import DriverOptions
-from drivers.guards import check_cool, check_heat
-from drivers.open_device import OpenProfileDevice
-from drivers.watch import STUCK_OUTPUT, StuckOutputDetector, flag_fault_names
+from drivers.core.base import ThermalCaps, ThermalState
+from drivers.core.device import DriverOptions
+from drivers.core.guards import check_cool, check_heat
+from drivers.core.open_device import OpenProfileDevice
+from drivers.core.watch import STUCK_OUTPUT, StuckOutputDetector, flag_fault_names
 
 __all__ = ["UNKNOWN_MODE", "OpenThermalPad"]
 

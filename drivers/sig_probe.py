@@ -6,7 +6,7 @@
   sensor notifies, else read every second of clock time.
 
 A probe has no output, so there is nothing to switch off; its readings go to the callbacks as
-:class:`~drivers.base.ProbeReading` (``celsius`` None when the probe reports NaN or an
+:class:`~drivers.core.base.ProbeReading` (``celsius`` None when the probe reports NaN or an
 infinity). A lost link publishes nothing: the reading simply stops being fresh, and
 ``connected`` turns False.
 """
@@ -17,11 +17,11 @@ import logging
 import math
 from typing import Final, Unpack
 
-from drivers.base import DeviceError, ProbeReading, SafetyClass
 from drivers.codecs import sig_common as sig
 from drivers.codecs import sig_thermometer as ht
-from drivers.device import DriverBase, DriverOptions
-from drivers.polling import Poller
+from drivers.core.base import DeviceError, ProbeReading, SafetyClass
+from drivers.core.device import DriverBase, DriverOptions
+from drivers.core.polling import Poller
 
 __all__ = ["POLL_S", "SigThermometer"]
 

@@ -17,12 +17,12 @@ import logging
 from dataclasses import replace
 from typing import Final, Unpack
 
-from drivers.base import DeviceError, PercussionCaps, PercussionState
 from drivers.codecs import theragun as tg
-from drivers.device import DriverOptions
-from drivers.guards import check_rpm, check_run_cap_s
-from drivers.host_timed import HostTimedDevice
-from drivers.polling import Reply, request
+from drivers.core.base import DeviceError, PercussionCaps, PercussionState
+from drivers.core.device import DriverOptions
+from drivers.core.guards import check_rpm, check_run_cap_s
+from drivers.core.host_timed import HostTimedDevice
+from drivers.core.polling import Reply, request
 
 __all__ = ["BUSY_POLL_S", "IDLE_POLL_S", "MIN_RPM", "Theragun"]
 

@@ -40,7 +40,7 @@ from simulators.catalog import DeviceFamily, SimulatorError, spec_for
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from drivers.clock import Clock
+    from drivers.core.clock import Clock
     from simulators.devices.state import DeviceState
     from simulators.faults import Scenario
     from simulators.hci_server import HciServer

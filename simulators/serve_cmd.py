@@ -1,4 +1,4 @@
-"""``relieve sim serve`` and ``relieve sim list``: the handlers behind controller/cli.py's ``sim``.
+"""``relieve sim serve``, ``relieve sim list``: the handlers behind the CLI's ``sim`` command.
 
 Both check their arguments and read the scenario before anything heavy is imported; ``sim
 list`` never imports bumble (it prints the catalog). Errors are one sentence on stderr and exit
@@ -17,7 +17,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from drivers.base import SafetyClass
+from drivers.core.base import SafetyClass
 from simulators.catalog import (
     CATALOG,
     COMMON_FAULTS,
@@ -206,7 +206,7 @@ def _announce(server: SimServer) -> None:
 def serve(args: argparse.Namespace) -> int:
     """``relieve sim serve (--socket PATH | --tcp HOST:PORT) [--scenario FILE] [--speed N]
     [--events-json]``: serve until SIGINT/SIGTERM, then exit 0."""
-    from drivers.clock import Clock, MonotonicClock, ScaledClock
+    from drivers.core.clock import Clock, MonotonicClock, ScaledClock
     from simulators.faults import ScenarioError, load_scenario
     from simulators.serve import serve as run_server
 

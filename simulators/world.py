@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from bumble.link import LocalLink
 
-from drivers.clock import Clock, MonotonicClock
+from drivers.core.clock import Clock, MonotonicClock
 from simulators.catalog import (
     DeviceFamily,
     SimulatorError,

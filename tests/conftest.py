@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.clock import VirtualClock
+from drivers.core.clock import VirtualClock
 from simulators.devices.central import BumbleCentral
 from simulators.world import SimWorld
 

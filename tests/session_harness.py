@@ -17,15 +17,16 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.bindings import SessionDevices
-from controller.events import Event, Finished
 from controller.ledger import Ledger
-from controller.ledger_records import SessionRecord
+from controller.ledger.records import SessionRecord
 from controller.library import ProfileLibrary
-from controller.runner import AskResume, SessionRunner
-from controller.simulation import Radio, open_radio
-from drivers.clock import VirtualClock
-from drivers.factory import AnyDevice, open_device
+from controller.session.bindings import SessionDevices
+from controller.session.events import Event, Finished
+from controller.session.runner import SessionRunner
+from controller.session.simulation import Radio, open_radio
+from controller.session.supervisor import AskResume
+from drivers.core.clock import VirtualClock
+from drivers.core.factory import AnyDevice, open_device
 from profiles.compiler import compile_plan
 from profiles.parse import parse_profile
 from profiles.plan import Plan

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.allowances import AllowanceError, OverrideError
 from controller.ledger import Ledger, Outcome
+from controller.ledger.allowances import AllowanceError, OverrideError
 from controller.library import ProfileLibrary
 from profiles.compiler import compile_plan
 from profiles.plan import Mode, Plan

@@ -27,7 +27,7 @@ from bumble.device import Connection, Device
 from bumble.link import LocalLink
 
 from simulators import backend
-from simulators._peripheral import start_peripheral
+from simulators.testing import start_peripheral
 
 # Real-time bound for anything a test waits for (callbacks, notifications).
 WAIT_S = 1.0

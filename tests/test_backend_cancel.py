@@ -26,7 +26,7 @@ from bumble.device import Connection
 from bumble.link import LocalLink
 
 from simulators import backend
-from simulators._peripheral import start_peripheral
+from simulators.testing import start_peripheral
 
 # Real-time bound for anything a test waits for.
 WAIT_S = 1.0

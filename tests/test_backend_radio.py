@@ -14,9 +14,8 @@ from bumble.device import Connection, Device
 from bumble.snoop import Snooper
 
 from simulators import backend
-from simulators._mapping import parse_advertising_data
-from simulators._peripheral import start_peripheral
 from simulators.radio import DelayedLink, detach_controller
+from simulators.testing import parse_advertising_data, start_peripheral
 
 WAIT_S = 1.0
 LATENCY_S = 0.005

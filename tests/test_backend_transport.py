@@ -20,9 +20,9 @@ from bumble.device import Device
 from bumble.link import LocalLink
 
 from simulators import backend
-from simulators._peripheral import start_peripheral
 from simulators.hci_server import HciServer
 from simulators.radio import DelayedLink
+from simulators.testing import start_peripheral
 
 # Real-time bound for anything a test waits for.
 WAIT_S = 2.0

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from drivers.clock import Clock, MonotonicClock, ScaledClock, VirtualClock
+from drivers.core.clock import Clock, MonotonicClock, ScaledClock, VirtualClock
 
 
 async def test_virtual_clock_wakes_sleepers_in_deadline_order() -> None:

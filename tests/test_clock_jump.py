@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from drivers.clock import VirtualClock
+from drivers.core.clock import VirtualClock
 
 
 async def test_jump_wakes_nobody_until_time_moves_on_then_every_overdue_sleeper_at_once() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import json
 
-from controller.console import JsonLines, LiveView
-from controller.events import (
+from controller.cli.console import JsonLines, LiveView
+from controller.session.events import (
     Alarm,
     Finished,
     PhaseChanged,

@@ -1,7 +1,7 @@
 """``relieve scan`` and ``relieve device ...`` against the simulated devices.
 
 Commands that only look (scan, refusals) run through ``cli.main`` in real time. Commands that
-run an output for a while run :func:`controller.device_cmd.run_device` on a virtual clock, with
+run an output for a while run :func:`controller.cli.device.run_device` on a virtual clock, with
 the simulated world kept at hand to check what the device really did.
 """
 
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from controller import cli, device_cmd
-from controller.simulation import Radio, SimulationError, open_radio
-from drivers.base import DeviceError, DeviceNotFoundError
-from drivers.clock import VirtualClock
+from controller.cli import commands as cli
+from controller.cli import device as device_cmd
+from controller.session.simulation import Radio, SimulationError, open_radio
+from drivers.core.base import DeviceError, DeviceNotFoundError
+from drivers.core.clock import VirtualClock
 from simulators import backend as sim_backend
 from simulators.faults import StuckHeater
 from simulators.hci_server import HciServer

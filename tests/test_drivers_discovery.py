@@ -9,19 +9,19 @@ import sys
 import pytest
 from bumble import gatt
 
-from drivers import discovery, factory
-from drivers.base import DeviceError, DeviceNotFoundError, SafetyClass
-from drivers.classify import DRIVERS, classification_for_driver, classify
 from drivers.codecs import heating_mat as hm
 from drivers.codecs import open_profile as op
 from drivers.codecs import sig_common as sig
 from drivers.codecs import theragun as tg
+from drivers.core import discovery, factory
+from drivers.core.base import DeviceError, DeviceNotFoundError, SafetyClass
+from drivers.core.classify import DRIVERS, classification_for_driver, classify
 from drivers.heating_mat import HeatingMat
 from drivers.open_percussion import OpenPercussionGun
 from drivers.open_thermal import OpenThermalPad
 from drivers.sig_probe import SigThermometer
 from drivers.theragun import Theragun
-from simulators._peripheral import start_peripheral
+from simulators.testing import start_peripheral
 from tests.test_drivers_harness import Sim, sim
 
 __all__ = ["sim"]
@@ -154,7 +154,8 @@ async def test_a_wave_roller_is_listed_but_cannot_be_driven(sim: Sim) -> None:
 
 def test_discovery_and_factory_load_bleak_only_when_used() -> None:
     code = (
-        "import json, sys; import drivers.factory, drivers.discovery, drivers.classify; "
+        "import json, sys\n"
+        "import drivers.core.factory, drivers.core.discovery, drivers.core.classify\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     result = subprocess.run(

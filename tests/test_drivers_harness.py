@@ -1,9 +1,9 @@
 """Shared set-up of the driver tests: a simulated world on a virtual clock, reached through bleak.
 
 The ``sim`` fixture starts every simulated device of the catalog on one virtual radio with a
-:class:`~drivers.clock.VirtualClock`, selects the simulated bleak backend, and disconnects every
-driver made through it before the world stops. Other driver test modules import the fixture and
-the helpers from here; the two tests at the bottom check the harness itself.
+:class:`~drivers.core.clock.VirtualClock`, selects the simulated bleak backend, and disconnects
+every driver made through it before the world stops. Other driver test modules import the fixture
+and the helpers from here; the two tests at the bottom check the harness itself.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Protocol, TypeVar
 
 import pytest
 
-from drivers.backend import BleBackend
-from drivers.clock import VirtualClock
+from drivers.core.backend import BleBackend
+from drivers.core.clock import VirtualClock
 from simulators import backend as sim_backend
 from simulators.world import SimWorld
 
@@ -92,7 +92,7 @@ async def sim() -> AsyncIterator[Sim]:
 
 
 async def test_harness_reaches_every_simulated_device(sim: Sim) -> None:
-    from drivers import discovery
+    from drivers.core import discovery
 
     heard = {result.address for result in await discovery.scan(sim.backend, timeout_s=0.1)}
     assert heard == {device.address for device in sim.world}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.base import AuthFailedError, OutOfRangeError, SafetyClass, ThermalState
+from drivers.core.base import AuthFailedError, OutOfRangeError, SafetyClass, ThermalState
 from drivers.heating_mat import HeatingMat
 from simulators.devices.state import DeviceState
 from simulators.faults import Disconnect

@@ -1,10 +1,10 @@
 """Stopping lease renewals: no renewal after stop, a bounded wait, OFF never queued behind them.
 
-The unit tests drive :class:`~drivers.lease.LeaseKeeper` (a :class:`~drivers.periodic.PeriodicTask`)
-on a :class:`~drivers.clock.VirtualClock` with renewals that behave like a BLE stack below
-bleak can: an ATT round trip that takes real time, and a cancellation that is lost (bumble's
-``wait_for`` on Python 3.11 may swallow it). The integration test switches a simulated
-open-profile pad OFF through bleak while a renewal is on the air.
+The unit tests drive :class:`~drivers.core.lease.LeaseKeeper` (a
+:class:`~drivers.core.periodic.PeriodicTask`) on a :class:`~drivers.core.clock.VirtualClock` with
+renewals that behave like a BLE stack below bleak can: an ATT round trip that takes real time, and a
+cancellation that is lost (bumble's ``wait_for`` on Python 3.11 may swallow it). The integration
+test switches a simulated open-profile pad OFF through bleak while a renewal is on the air.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import time
 
 import pytest
 
-from drivers.base import DeviceError
-from drivers.clock import VirtualClock
-from drivers.lease import LeaseKeeper
+from drivers.core.base import DeviceError
+from drivers.core.clock import VirtualClock
+from drivers.core.lease import LeaseKeeper
+from drivers.core.tasks import cancel_and_wait
 from drivers.open_thermal import OpenThermalPad
-from drivers.tasks import cancel_and_wait
 from simulators.faults import LinkLatency
 from tests.test_drivers_harness import Sim, sim
 
@@ -170,7 +170,7 @@ async def test_a_renewal_learns_it_was_withdrawn_before_it_would_retry() -> None
     withdrawn: list[bool] = []
 
     async def renew() -> None:
-        # What drivers.connection asks before every attempt of the write.
+        # What drivers.core.connection asks before every attempt of the write.
         withdrawn.append(keeper.call_withdrawn())
         try:
             await answer.wait()
@@ -249,7 +249,7 @@ async def test_cancel_and_wait_gives_up_on_a_task_that_loses_its_cancellation() 
 async def test_off_goes_out_at_once_while_a_renewal_is_on_the_air(
     sim: Sim, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="drivers.connection")
+    caplog.set_level(logging.DEBUG, logger="drivers.core.connection")
     pad = sim.track(OpenThermalPad(sim.address("heat-pad"), backend=sim.backend, clock=sim.clock))
     await pad.connect()
     await pad.heat(40.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.base import OutOfRangeError, PercussionState, SafetyClass
+from drivers.core.base import OutOfRangeError, PercussionState, SafetyClass
 from drivers.open_percussion import OpenPercussionGun
 from simulators.faults import Disconnect
 from tests.test_drivers_harness import Sim, sim, wait_until

@@ -11,7 +11,8 @@ import logging
 
 import pytest
 
-from drivers.base import (
+from drivers.codecs import open_profile as op
+from drivers.core.base import (
     DeviceRefusedError,
     DeviceTimeoutError,
     NotConnectedError,
@@ -19,7 +20,6 @@ from drivers.base import (
     SafetyClass,
     ThermalState,
 )
-from drivers.codecs import open_profile as op
 from drivers.open_thermal import OpenThermalPad
 from simulators.faults import (
     AttErrorFault,
@@ -173,7 +173,7 @@ async def test_reconnect_after_a_drop_sends_off_first_and_does_not_resume(
     pad.register_callback(seen.append)
     await pad.heat(40.0)
     await sim.advance(5)
-    caplog.set_level(logging.DEBUG, logger="drivers.connection")
+    caplog.set_level(logging.DEBUG, logger="drivers.core.connection")
     caplog.clear()
 
     sim.world.inject("contrast-pad", Disconnect())

@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 import pytest
 
-from drivers.base import DeviceError, DeviceTimeoutError, OutOfRangeError
-from drivers.clock import VirtualClock
 from drivers.codecs import open_profile as op
-from drivers.guards import check_cool, check_heat, check_lease_s, check_rpm, check_run_cap_s
-from drivers.lease import LeaseKeeper
-from drivers.polling import Reply, request
-from drivers.watch import EVENT_NAMES, StuckOutputDetector, flag_fault_names, stalled
+from drivers.core.base import DeviceError, DeviceTimeoutError, OutOfRangeError
+from drivers.core.clock import VirtualClock
+from drivers.core.guards import check_cool, check_heat, check_lease_s, check_rpm, check_run_cap_s
+from drivers.core.lease import LeaseKeeper
+from drivers.core.polling import Reply, request
+from drivers.core.watch import EVENT_NAMES, StuckOutputDetector, flag_fault_names, stalled
 
 
 def test_status_flags_become_fault_names_and_unknown_bits_are_kept() -> None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from bumble import gatt
 
-from drivers.base import ProbeReading, SafetyClass
 from drivers.codecs import sig_common as sig
+from drivers.core.base import ProbeReading, SafetyClass
 from drivers.open_thermal import OpenThermalPad
 from drivers.sig_probe import SOURCE_ENVIRONMENTAL, SOURCE_HEALTH_THERMOMETER, SigThermometer
-from simulators._peripheral import start_peripheral
 from simulators.faults import SensorNan
+from simulators.testing import start_peripheral
 from tests.test_drivers_harness import Sim, sim
 
 __all__ = ["sim"]

@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from drivers.base import (
+from drivers.codecs import theragun as tg
+from drivers.core.base import (
     DeviceError,
     DeviceRefusedError,
     NotConnectedError,
@@ -14,7 +15,6 @@ from drivers.base import (
     PercussionState,
     SafetyClass,
 )
-from drivers.codecs import theragun as tg
 from drivers.theragun import Theragun
 from simulators.faults import AttErrorFault, Disconnect
 from tests.test_drivers_harness import Sim, sim, wait_until
@@ -51,7 +51,7 @@ async def test_run_sends_the_published_frame_and_parses_the_status(
     sim: Sim, caplog: pytest.LogCaptureFixture
 ) -> None:
     gun = await connected_gun(sim)
-    caplog.set_level(logging.DEBUG, logger="drivers.connection")
+    caplog.set_level(logging.DEBUG, logger="drivers.core.connection")
 
     await gun.run(2400)
     await sim.advance(1)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from controller import history_cmd
-from controller.allowances import AllowanceError
-from controller.cli import build_parser, main
+from controller.cli import history as history_cmd
+from controller.cli.commands import build_parser, main
 from controller.ledger import DeviceInfo, Ledger
+from controller.ledger.allowances import AllowanceError
 from controller.library import ProfileLibrary
 from profiles.compiler import compile_plan
 from profiles.plan import Mode

@@ -1,10 +1,10 @@
-"""A lease that ran out on the host's own clock is never renewed (drivers.lease)."""
+"""A lease that ran out on the host's own clock is never renewed (drivers.core.lease)."""
 
 from __future__ import annotations
 
-from drivers.base import DeviceError
-from drivers.clock import VirtualClock
-from drivers.lease import LeaseKeeper, LeaseLapsedError
+from drivers.core.base import DeviceError
+from drivers.core.clock import VirtualClock
+from drivers.core.lease import LeaseKeeper, LeaseLapsedError
 
 
 def _keeper(clock: VirtualClock) -> tuple[LeaseKeeper, list[float], list[DeviceError]]:

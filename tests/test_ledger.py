@@ -256,7 +256,7 @@ def test_a_ledger_from_a_newer_relieve_is_refused(tmp_path: Path) -> None:
 def test_a_busy_database_is_reported_as_busy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("controller.ledger.BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr("controller.ledger.store.BUSY_TIMEOUT_S", 0.05)
     with open_ledger(tmp_path) as ledger:
         blocker = sqlite3.connect(tmp_path / "ledger.sqlite3", isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # another process in the middle of a write

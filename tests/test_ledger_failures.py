@@ -26,15 +26,15 @@ from pathlib import Path
 
 import pytest
 
-from controller.bindings import SessionDevices
-from controller.console import LiveView
-from controller.events import Alarm, Event, Finished, PhaseChanged, StateChanged
+from controller.cli.console import LiveView
 from controller.ledger import Ledger
-from controller.ledger_writer import LedgerWriter
-from controller.runner import SessionRunner
-from controller.simulation import open_radio
-from drivers.clock import MonotonicClock
-from drivers.factory import open_device
+from controller.ledger.writer import LedgerWriter
+from controller.session.bindings import SessionDevices
+from controller.session.events import Alarm, Event, Finished, PhaseChanged, StateChanged
+from controller.session.runner import SessionRunner
+from controller.session.simulation import open_radio
+from drivers.core.clock import MonotonicClock
+from drivers.core.factory import open_device
 from profiles.compiler import compile_plan
 from profiles.parse import parse_profile
 from simulators.devices.state import DeviceState

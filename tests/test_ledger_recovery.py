@@ -138,7 +138,7 @@ def test_without_its_lock_file_a_live_owner_is_still_left_alone(tmp_path: Path) 
 def test_when_finish_cannot_write_the_lock_is_still_released_and_the_session_recovered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("controller.ledger.RECORDER_BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr("controller.ledger.store.RECORDER_BUSY_TIMEOUT_S", 0.05)
     with open_ledger(tmp_path) as ledger:
         recorder = ledger.start_session("heat-soak", "heat", started_at=T0)
         recorder.phase_started("heat", "lower-back", T0, celsius=40.0, worst_case_s=LEASE_S)

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from controller.events import Event
-from controller.runner import SessionRunner
+from controller.session.events import Event
+from controller.session.runner import SessionRunner
 from profiles.compiler import check_plan, compile_plan
 from profiles.errors import LimitError
 from profiles.limits import HARD, check_on_steps, check_plan_numbers

@@ -1,6 +1,6 @@
 """``relieve run`` on simulated devices: allowances before a session, --json output, consent.
 
-The sessions run in this process through ``controller.cli.main`` (a ScaledClock at x600, so a
+The sessions run in this process through ``controller.cli.commands`` (a ScaledClock at x600, so a
 short profile takes well under a second), with their own data and configuration directories.
 The refusal without a terminal runs ``relieve`` as a separate process with no terminal.
 """
@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from controller import allowances
 from controller.cli import main
-from controller.ledger import Ledger
+from controller.ledger import Ledger, allowances
 
 HEAT_PAD = "C0:DE:00:00:00:02"
 PROBE = "C0:DE:00:00:00:07"

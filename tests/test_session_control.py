@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.events import Alarm, Event, Finished, PhaseChanged, StateChanged
-from controller.runner import OFF_TIMEOUT_S, SessionRunner
+from controller.session.events import Alarm, Event, Finished, PhaseChanged, StateChanged
+from controller.session.runner import OFF_TIMEOUT_S, SessionRunner
 from tests.session_harness import CONTRAST_MINI, Bench, assert_off, bench, recorded_phases
 
 PAD = "contrast-pad"

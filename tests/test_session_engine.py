@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller.events import Alarm, Finished, PhaseChanged, Prompt
+from controller.session.events import Alarm, Finished, PhaseChanged, Prompt
 from tests.session_harness import bench
 
 

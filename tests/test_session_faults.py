@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.events import Alarm, Event, Finished, Notice, PhaseChanged, StateChanged
-from controller.runner import OFF_TIMEOUT_S
+from controller.session.events import Alarm, Event, Finished, Notice, PhaseChanged, StateChanged
+from controller.session.runner import OFF_TIMEOUT_S
 from simulators.faults import (
     AttErrorFault,
     BatteryDies,

@@ -32,9 +32,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.events import Alarm, Event, Finished, PhaseChanged, StateChanged
-from controller.runner import AskResume, SessionRunner
-from controller.supervisor import LINK_GRACE_S
+from controller.session.events import Alarm, Event, Finished, PhaseChanged, StateChanged
+from controller.session.runner import SessionRunner
+from controller.session.supervisor import LINK_GRACE_S, AskResume
 from drivers.codecs import open_profile as op
 from simulators.devices.thermal_core import ThermalCore
 from simulators.faults import UnlatchedLease

@@ -7,8 +7,8 @@ import io
 import os
 from pathlib import Path
 
-from controller.events import StateChanged
-from controller.keys import HELP, SessionKeys
+from controller.cli.keys import HELP, SessionKeys
+from controller.session.events import StateChanged
 from tests.session_harness import bench
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.events import Notice, PhaseChanged, StateChanged
-from controller.runner import OFF_TIMEOUT_S
-from controller.schedule import gun_run_caps
+from controller.session.events import Notice, PhaseChanged, StateChanged
+from controller.session.runner import OFF_TIMEOUT_S
+from controller.session.schedule import gun_run_caps
 from profiles.compiler import compile_plan
 from profiles.limits import HARD
 from tests.session_harness import (
@@ -27,7 +27,7 @@ from tests.session_harness import (
 )
 
 GUN = "massage-gun"
-WARNING_S = 60.0  # controller.schedule.MASSAGE_WARNING_S, as a user sees it
+WARNING_S = 60.0  # controller.session.schedule.MASSAGE_WARNING_S, as a user sees it
 
 # 15 minutes in 120-s visits: the cap (900 s) falls in the middle of a visit, not on a switch.
 MASSAGE_120S_VISITS = """

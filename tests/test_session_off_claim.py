@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.events import Alarm, Event, Finished, Notice, PhaseChanged
-from drivers.base import is_thermal
+from controller.session.events import Alarm, Event, Finished, Notice, PhaseChanged
+from drivers.core.base import is_thermal
 from simulators.devices.percussion_core import GunCore
 from simulators.faults import StuckHeater
 from simulators.physics import step_gun

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.events import (
+from controller.session.events import (
     Alarm,
     Finished,
     PhaseChanged,

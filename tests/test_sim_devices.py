@@ -7,12 +7,12 @@ import math
 
 import pytest
 
-from drivers.clock import VirtualClock
 from drivers.codecs import heating_mat as hm
 from drivers.codecs import open_profile as op
 from drivers.codecs import sig_common as sig
 from drivers.codecs import sig_thermometer as ht
 from drivers.codecs import theragun as tg
+from drivers.core.clock import VirtualClock
 from simulators.devices.central import BumbleCentral, CentralLink, GattError
 from simulators.world import SimWorld
 

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from drivers.clock import VirtualClock
 from drivers.codecs import open_profile as op
 from drivers.codecs import sig_common as sig
 from drivers.codecs import sig_thermometer as ht
+from drivers.core.clock import VirtualClock
 from simulators.devices.central import BumbleCentral, CentralLink, GattError, LinkDroppedError
 from simulators.faults import (
     AttErrorFault,

@@ -10,11 +10,11 @@ import asyncio
 
 import pytest
 
-from drivers.clock import VirtualClock
 from drivers.codecs import heating_mat as hm
 from drivers.codecs import open_profile as op
 from drivers.codecs import sig_common as sig
 from drivers.codecs import theragun as tg
+from drivers.core.clock import VirtualClock
 from simulators.catalog import CATALOG
 from simulators.devices.central import BumbleCentral, CentralLink, GattError
 from simulators.world import SimWorld

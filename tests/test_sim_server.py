@@ -27,9 +27,9 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from controller.cli import main
-from drivers.clock import VirtualClock
 from drivers.codecs import open_profile as op
 from drivers.codecs import sig_common as sig
+from drivers.core.clock import VirtualClock
 from simulators import backend
 from simulators.catalog import CATALOG, device_keys, spec_for
 from simulators.devices.state import DeviceState

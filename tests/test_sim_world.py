@@ -11,9 +11,9 @@ import pytest
 from bleak import BleakClient, BleakScanner
 from bleak.exc import BleakGATTProtocolError
 
-from drivers.clock import ScaledClock, VirtualClock
 from drivers.codecs import open_profile as op
 from drivers.codecs import sig_common as sig
+from drivers.core.clock import ScaledClock, VirtualClock
 from simulators import backend
 from simulators.catalog import CATALOG, SimulatorError, UnknownDeviceError
 from simulators.devices.central import BumbleCentral

@@ -3,7 +3,7 @@
 A :class:`SimulatedDevice` owns a bumble virtual controller, host and device on the world's
 ``LocalLink``; it advertises its name and service UUIDs in the advertising data, serves GATT
 (its family's services plus Battery 0x180F and Device Information 0x180A), and runs one task
-that steps the device's firmware core on the injected :class:`~drivers.clock.Clock`, sends
+that steps the device's firmware core on the injected :class:`~drivers.core.clock.Clock`, sends
 telemetry every :data:`TICK_S` clock seconds and state notifications on every change, and
 carries out the scheduled faults (link drops, refusing connections, notification loss and
 delay, a dying battery). Families implement the hooks of :class:`~.hooks.FamilyHooks`.
@@ -21,8 +21,8 @@ from bumble import gatt, hci
 from bumble.device import AdvertisingSet, Connection, Device
 from bumble.link import LocalLink
 
-from drivers.clock import Clock
 from drivers.codecs import sig_common as sig
+from drivers.core.clock import Clock
 from simulators.catalog import DeviceSpec, FaultKind, SimulatorError
 from simulators.devices.gatt import (
     AttRefusal,

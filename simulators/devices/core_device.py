@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
-from drivers.clock import Clock
+from drivers.core.clock import Clock
 from simulators.catalog import DeviceSpec
 from simulators.devices.base import SimulatedDevice
 from simulators.faults import FaultBook

@@ -19,9 +19,9 @@ from dataclasses import replace
 
 from bumble import gatt
 
-from drivers.clock import Clock
 from drivers.codecs import heating_mat as hm
 from drivers.codecs.errors import DecodeError
+from drivers.core.clock import Clock
 from simulators.catalog import DeviceFamily, DeviceSpec
 from simulators.devices.base import SimulatedDevice
 from simulators.devices.gatt import AttRefusal, Properties, SimCharacteristic, service

@@ -17,8 +17,8 @@ from typing import Protocol, SupportsBytes, TypeVar
 
 from bumble import gatt
 
-from drivers.clock import Clock, at_least_real
 from drivers.codecs import open_profile as op
+from drivers.core.clock import Clock, at_least_real
 from simulators.catalog import DeviceSpec
 from simulators.devices.core_device import CoreDevice, PoweredCore
 from simulators.devices.gatt import AttRefusal, Properties, SimCharacteristic, service

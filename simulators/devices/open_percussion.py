@@ -7,8 +7,8 @@ every clock second while the motor turns), Capabilities (read).
 
 from __future__ import annotations
 
-from drivers.clock import Clock
 from drivers.codecs import open_profile as op
+from drivers.core.clock import Clock
 from simulators.catalog import DeviceFamily, DeviceSpec
 from simulators.devices.firmware import flag_names
 from simulators.devices.gun_device import GunDevice

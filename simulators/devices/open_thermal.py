@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from drivers.clock import Clock
 from drivers.codecs import open_profile as op
+from drivers.core.clock import Clock
 from simulators.catalog import DeviceFamily, DeviceSpec
 from simulators.devices.firmware import flag_names
 from simulators.devices.open_device import OpenService, SimOpenDevice

@@ -16,10 +16,10 @@ from typing import Protocol
 
 from bumble import gatt
 
-from drivers.clock import Clock
 from drivers.codecs import sig_common as sig
 from drivers.codecs import sig_thermometer as ht
 from drivers.codecs.errors import DecodeError
+from drivers.core.clock import Clock
 from simulators.catalog import DeviceFamily, DeviceSpec
 from simulators.devices.base import SimulatedDevice
 from simulators.devices.gatt import AttRefusal, Properties, SimCharacteristic, service

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from bumble import gatt
 
-from drivers.clock import Clock
 from drivers.codecs import theragun as tg
 from drivers.codecs.errors import DecodeError
+from drivers.core.clock import Clock
 from simulators.catalog import DeviceFamily, DeviceSpec, SimulatorError
 from simulators.devices.gatt import AttRefusal, Properties, SimCharacteristic, service
 from simulators.devices.gun_device import GunDevice

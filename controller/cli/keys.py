@@ -1,0 +1,82 @@
+"""Line commands for an attended session at a terminal: pause, resume, stop, emergency stop.
+
+The person types a letter and Enter while the live view runs. The same reader answers the
+supervisor's questions ("resume when the link is back?"), so nothing else reads the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from controller.session.runner import SessionRunner
+
+__all__ = ["HELP", "SessionKeys"]
+
+HELP = "Type p Enter to pause, r to resume, s to stop, e for an emergency stop (Ctrl-C stops too)."
+_YES = frozenset({"y", "yes"})
+
+
+class SessionKeys:
+    """Reads lines from ``stream`` and turns them into runner commands or answers."""
+
+    def __init__(self, stream: TextIO | None = None, out: TextIO | None = None) -> None:
+        self._stream = stream or sys.stdin
+        self._out = out or sys.stderr
+        self._runner: SessionRunner | None = None
+        self._question: asyncio.Future[bool] | None = None
+
+    def handle(self, line: str) -> None:
+        """Act on one line the person typed."""
+        word = line.strip().lower()
+        if self._question is not None and not self._question.done():
+            self._question.set_result(word in _YES)
+            return
+        runner = self._runner
+        if runner is None or not word:
+            return
+        match word[0]:
+            case "p":
+                runner.pause("paused by you")
+            case "r":
+                runner.resume()
+            case "s" | "q":
+                runner.stop("stopped by you")
+            case "e" | "x":
+                runner.emergency_stop()
+            case _:
+                print(HELP, file=self._out)
+
+    async def ask(self, question: str) -> bool:
+        """Ask a yes/no question; the next line typed answers it."""
+        self._question = asyncio.get_running_loop().create_future()
+        print(f"{question} [y/N]", file=self._out, flush=True)
+        try:
+            return await self._question
+        finally:
+            self._question = None
+
+    @contextlib.contextmanager
+    def attached(self, runner: SessionRunner) -> Iterator[None]:
+        """Read the terminal while ``runner`` runs."""
+        self._runner = runner
+        loop = asyncio.get_running_loop()
+        fd = self._stream.fileno()
+        loop.add_reader(fd, self._readable)
+        print(HELP, file=self._out, flush=True)
+        try:
+            yield
+        finally:
+            loop.remove_reader(fd)
+            self._runner = None
+
+    def _readable(self) -> None:
+        line = self._stream.readline()
+        if line == "":  # end of input: nothing more will be typed
+            asyncio.get_running_loop().remove_reader(self._stream.fileno())
+            return
+        self.handle(line)
