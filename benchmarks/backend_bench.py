@@ -14,7 +14,8 @@ connection interval). It also times building a fresh in-process link with a few 
     python benchmarks/backend_bench.py            # a readable table
     python benchmarks/backend_bench.py --json     # one JSON object
 
-Targets (PROTOCOLS.md §5): write round trip p50 <= 1 ms in-process, <= 2 ms through a socket.
+Targets (docs/simulation-backend.md): write round trip p50 <= 1 ms in-process, <= 2 ms through
+a socket.
 """
 
 from __future__ import annotations

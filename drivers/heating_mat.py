@@ -1,6 +1,6 @@
 """The generic BLE heating mat (levels 1-7 = 36-42 °C), safety class host-timed.
 
-Protocol: :mod:`drivers.codecs.heating_mat` (PROTOCOLS.md section 3). On every connect the
+Protocol: :mod:`drivers.codecs.heating_mat` (docs/protocols.md). On every connect the
 driver writes the auth/init packet first (a refusal is :class:`~drivers.core.base.AuthFailedError`),
 reads level and timer, and sets the level to 0 (OFF first). A level-only mat has no lease and
 reports no temperature: ``heat(celsius)`` takes the hottest level not above ``celsius``, and sets
@@ -34,7 +34,7 @@ __all__ = ["BACKSTOP_TIMER_HOURS", "BUSY_POLL_S", "IDLE_POLL_S", "HeatingMat"]
 logger = logging.getLogger(__name__)
 
 BACKSTOP_TIMER_HOURS: Final = 1
-"""The mat's own off-timer while heating: its shortest setting (SAFETY.md H4)."""
+"""The mat's own off-timer while heating: its shortest setting (H4 in docs/safety.md)."""
 _SECONDS_PER_HOUR = 3600.0
 # Clock seconds between status requests while heating: within the 5 s S2 watchdog even when
 # one answer is lost.
@@ -160,7 +160,7 @@ class HeatingMat(HostTimedDevice[ThermalState]):
         self._on_timer_report(await self._link.read(hm.TIMER_UUID, what="timer read"))
         if self._state.on:
             logger.warning("%s was heating when we connected: switching it OFF first", self.label)
-        # OFF first, always (SAFETY.md S2).
+        # OFF first, always (S2 in docs/safety.md).
         await self._write(hm.LEVEL_UUID, bytes(hm.LevelCommand.off()), "level 0 (OFF)")
         await self._write(hm.TIMER_UUID, bytes(hm.TimerCommand(0)), "timer off")
         self._switched_off()

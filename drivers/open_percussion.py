@@ -17,9 +17,10 @@ from typing import Final, Unpack
 from drivers.codecs import open_profile as op
 from drivers.core.base import OutOfRangeError, PercussionCaps, PercussionState
 from drivers.core.device import DriverOptions
+from drivers.core.faults import Fault
 from drivers.core.guards import check_rpm, check_run_cap_s
 from drivers.core.open_device import OpenProfileDevice
-from drivers.core.watch import STUCK_OUTPUT, flag_fault_names
+from drivers.core.watch import flag_fault_names
 from profiles.limits import HARD
 
 __all__ = ["DEFAULT_RUN_CAP_S", "OpenPercussionGun"]
@@ -106,7 +107,7 @@ class OpenPercussionGun(OpenProfileDevice[PercussionState, op.PercussionCapabili
         self._on_state_frame(await self._link.read(op.PERCUSSION_STATE_UUID, what="state read"))
         if self._state.running:
             logger.warning("%s was running when we connected: stopping it first", self.label)
-        # STOP first, always (SAFETY.md S2).
+        # STOP first, always (S2 in docs/safety.md).
         await self._send_off()
         self._stopped()
 
@@ -118,7 +119,7 @@ class OpenPercussionGun(OpenProfileDevice[PercussionState, op.PercussionCapabili
             self._went_off_by_itself()
             self._lease.cancel()
         elif frame.running and self._stopped_on_purpose and not self._lease.running:
-            self._host_faults.add(STUCK_OUTPUT)  # running although STOP was acknowledged
+            self._host_faults.add(Fault.STUCK_OUTPUT)  # running although STOP was acknowledged
         self._device_faults = flag_fault_names(frame.flags)
         self._note_telemetry()
         self._set(

@@ -1,11 +1,11 @@
 """Heat, cold and contrast pads speaking the relieve open profile (safety class: lease).
 
-Every ON carries a lease (default 3 s, at most 5 s: SAFETY.md H4) that the driver renews every
-second of clock time while the output is on; if the host goes quiet the pad turns itself OFF.
-Setpoints are checked against the hard limits (H1 heat ceiling, C4 cold-plate floor) and the
-pad's own ranges before anything is sent: refused, never clamped. Plate temperature arrives as
-telemetry every second; an output that keeps heating or cooling after OFF is reported as the
-fault ``stuck-output`` (the pad's own STUCK_OUTPUT flag, or the plate moving the wrong way).
+Every ON carries a lease (default 3 s, at most 5 s: H4 in docs/safety.md) that the driver renews
+every second of clock time while the output is on; if the host goes quiet the pad turns itself OFF.
+Setpoints are checked against the hard limits (H1 heat ceiling, C4 cold-plate floor) and the pad's
+own ranges before anything is sent: refused, never clamped. Plate temperature arrives as telemetry
+every second; an output that keeps heating or cooling after OFF is reported as the fault
+``stuck-output`` (the pad's own STUCK_OUTPUT flag, or the plate moving the wrong way).
 
 Frames are built and parsed by :mod:`drivers.codecs.open_profile`; docs/gatt-profile.md is the
 specification.
@@ -20,15 +20,16 @@ from typing import Final, Literal, Unpack
 from drivers.codecs import open_profile as op
 from drivers.core.base import ThermalCaps, ThermalState
 from drivers.core.device import DriverOptions
+from drivers.core.faults import Fault
 from drivers.core.guards import check_cool, check_heat
 from drivers.core.open_device import OpenProfileDevice
-from drivers.core.watch import STUCK_OUTPUT, StuckOutputDetector, flag_fault_names
+from drivers.core.watch import StuckOutputDetector, flag_fault_names
 
 __all__ = ["UNKNOWN_MODE", "OpenThermalPad"]
 
 logger = logging.getLogger(__name__)
 
-UNKNOWN_MODE: Final = "unknown-mode"
+UNKNOWN_MODE: Final = Fault.UNKNOWN_MODE
 """Fault name: the pad reports an output mode this driver does not know (treated as ON)."""
 
 _MODES: Final[dict[int, Literal["off", "heat", "cold"]]] = {
@@ -145,7 +146,7 @@ class OpenThermalPad(OpenProfileDevice[ThermalState, op.ThermalCapabilities]):
         self._on_state_frame(await self._link.read(op.THERMAL_STATE_UUID, what="state read"))
         if self._state.on:
             logger.warning("%s was ON when we connected: switching it OFF first", self.label)
-        # OFF first, always (SAFETY.md S2): never resume what ran before the link came up.
+        # OFF first, always (S2 in docs/safety.md): never resume what ran before the link came up.
         await self._send_off()
         self._set(self._off_state())
 
@@ -165,7 +166,7 @@ class OpenThermalPad(OpenProfileDevice[ThermalState, op.ThermalCapabilities]):
             self._stuck.switched_off(previous, self._state.plate_celsius)
         elif mode != "off" and not self._lease.running and self._stuck.watching:
             # ON although OFF was acknowledged and nothing was started since
-            self._host_faults.add(STUCK_OUTPUT)
+            self._host_faults.add(Fault.STUCK_OUTPUT)
         self._device_faults = faults
         self._note_telemetry()
         self._set(
@@ -186,7 +187,7 @@ class OpenThermalPad(OpenProfileDevice[ThermalState, op.ThermalCapabilities]):
         plate = frame.celsius
         self._note_telemetry()
         if self._stuck.plate(plate):
-            self._host_faults.add(STUCK_OUTPUT)
+            self._host_faults.add(Fault.STUCK_OUTPUT)
         self._set(
             replace(
                 self._state,

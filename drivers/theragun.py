@@ -1,6 +1,6 @@
 """Theragun Gen-4 massage guns (PRO, Elite, Prime), safety class host-timed.
 
-The published protocol (PROTOCOLS.md section 2, :mod:`drivers.codecs.theragun`) has a speed
+The published protocol (docs/protocols.md, :mod:`drivers.codecs.theragun`) has a speed
 command, a status request answered by a status notification, and a version request. There is
 no lease and no device-side cap: the gun keeps running when the host goes away, so relieve times
 every run itself and says so. The driver asks for the status every 2 s of clock time while the
@@ -136,7 +136,7 @@ class Theragun(HostTimedDevice[PercussionState]):
         status = await self.request_status()
         if status.running:
             logger.warning("%s was running when we connected: stopping it first", self.label)
-        # STOP first, always (SAFETY.md S2): never resume what ran before the link came up.
+        # STOP first, always (S2 in docs/safety.md): never resume what ran before the link came up.
         await self._send(tg.SetSpeed.stop(), what="stop")
         self._switched_off()
         self._poller.restart()

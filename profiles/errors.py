@@ -21,7 +21,7 @@ class ProfileProblem:
 
     ``field`` is the dotted path inside the profile (``contrast.heat_minutes``,
     ``massage.areas[2].seconds``), empty for the file as a whole. ``limit_id`` names the safety
-    limit (SAFETY.md) when a hard limit was broken.
+    limit (docs/safety.md) when a hard limit was broken.
     """
 
     source: str

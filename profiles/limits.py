@@ -1,4 +1,4 @@
-"""The safety limits relieve enforces: one table, one place (../shared/SAFETY.md).
+"""The safety limits relieve enforces: one table, one place (docs/safety.md).
 
 Every limit carries its ID (H1, C2, X1, ...) so a refusal can name it and a reviewer can trace it to
 its source. :class:`Limits` holds the numbers. Configuration may *tighten* a hard limit
@@ -341,7 +341,7 @@ class Limits:
 
 
 HARD = Limits()
-"""The hard limits of SAFETY.md. Anything configured must be at least this strict."""
+"""The hard limits (docs/safety.md). Anything configured must be at least this strict."""
 
 
 def level_band(level: int, levels: int) -> str:

@@ -11,6 +11,9 @@ import enum
 import importlib
 from dataclasses import dataclass
 
+from drivers import registry
+from drivers.core.base import SafetyClass
+
 __all__ = [
     "CATALOG",
     "COMMON_FAULTS",
@@ -84,8 +87,15 @@ _FAMILY_FAULTS: dict[DeviceFamily, frozenset[FaultKind]] = {
     DeviceFamily.HEATING_MAT: COMMON_FAULTS | {FaultKind.STUCK_HEATER},
     DeviceFamily.SKIN_PROBE: _SENSOR_FAULTS,
 }
-# The open-profile families bound every ON with a device-side lease; the others are host-timed.
-_LEASED_FAMILIES = frozenset({DeviceFamily.OPEN_THERMAL, DeviceFamily.OPEN_PERCUSSION})
+# The driver (drivers.registry) that drives each family. Its safety class says whether the
+# device bounds every ON with a lease (the open-profile families) or is host-timed.
+_FAMILY_DRIVERS: dict[DeviceFamily, str] = {
+    DeviceFamily.OPEN_THERMAL: "open-thermal",
+    DeviceFamily.OPEN_PERCUSSION: "open-percussion",
+    DeviceFamily.THERAGUN: "theragun",
+    DeviceFamily.HEATING_MAT: "heating-mat",
+    DeviceFamily.SKIN_PROBE: "sig-thermometer",
+}
 # Setpoint ranges of the open-profile pads, degC: heating up to 45, Peltier cooling down to 5.
 _PAD_HEAT_C = (30.0, 45.0)
 _PAD_COLD_C = (5.0, 25.0)
@@ -142,6 +152,11 @@ class DeviceSpec:
         """Whether the device can cool."""
         return self.cold_range_c is not None
 
+    @property
+    def driver(self) -> str:
+        """The name of the driver (drivers.registry) that drives this device."""
+        return _FAMILY_DRIVERS[self.family]
+
     def supports(self, kind: FaultKind) -> bool:
         """Whether this device can be given a fault of ``kind``."""
         return kind in self.faults
@@ -172,7 +187,7 @@ def _entry(
         faults=_FAMILY_FAULTS[family],
         heat_range_c=heat_range_c,
         cold_range_c=cold_range_c,
-        has_lease=family in _LEASED_FAMILIES,
+        has_lease=registry.driver(_FAMILY_DRIVERS[family]).safety_class is SafetyClass.LEASE,
         manufacturer=manufacturer,
         model=model,
         serial=f"SIM-{number:04d}",

@@ -38,6 +38,7 @@ from pydantic import (
 from simulators.catalog import DeviceFamily, FaultKind, SimulatorError, device_keys, spec_for
 
 __all__ = [
+    "UNANSWERED_HOLD_S",
     "AttErrorFault",
     "BatteryDies",
     "DelayNotifications",
@@ -68,6 +69,11 @@ ATT_UNLIKELY_ERROR = 0x0E
 BLE_MIN_CONNECTION_INTERVAL_S = 0.0075
 # Longest per-packet latency a scenario may ask for: beyond 2 s every BLE time-out trips.
 MAX_LINK_LATENCY_S = 2.0
+# Real seconds a write left unanswered (AttErrorFault(unanswered=True)) holds a virtual clock
+# (less when the link ends first): longer than a command and its two retries take with the
+# short command time-outs tests give the drivers; short enough not to stall a test for long.
+# A central that waits longer (the drivers' 5 s per attempt) sees therapy time run on meanwhile.
+UNANSWERED_HOLD_S = 2.0
 
 
 class ScenarioError(SimulatorError):
@@ -160,11 +166,25 @@ class DelayNotifications(_Lasting):
 
 
 class AttErrorFault(_Fault):
-    """The next ``count`` writes (from ``at``) are answered with ATT error ``code``."""
+    """The next ``count`` writes (from ``at``) are answered with ATT error ``code``.
+
+    With ``unanswered = true`` they are not answered at all: the write never reaches the
+    firmware and neither a response nor an error comes back, so the central's command time-out
+    runs out -- a command not acknowledged. ATT allows one request at a time on a link, so the
+    central's retries, and every request after them, wait behind the unanswered one: the device
+    is out of reach until the link ends (or the central's 30 s ATT time-out). A lease device
+    turns itself OFF when its lease runs out; a host-timed one keeps running. The central's
+    time-out is real time: on a virtual clock the world's time stands still after such a write
+    for up to :data:`UNANSWERED_HOLD_S` real seconds, as a few seconds of radio time would not
+    let minutes of therapy time pass.
+    """
 
     kind: Literal["att_error"] = "att_error"
     count: int = Field(default=1, ge=1)
     code: int = Field(default=ATT_UNLIKELY_ERROR, ge=0x01, le=0xFF)
+    unanswered: bool = Field(
+        default=False, description="No answer at all (the central times out), not an error."
+    )
 
 
 class StuckHeater(_Lasting):
@@ -455,13 +475,20 @@ class FaultBook:
             fault.fired = True
         return due
 
-    def take_att_error(self, now: float) -> int | None:
-        """The ATT error code the next write must fail with, consuming one; None = no error."""
+    def take_write_fault(self, now: float) -> AttErrorFault | None:
+        """The ATT error fault the next write meets (answered with its ``code``, or not at all
+        when ``unanswered``), consuming one of its writes; None = the write goes through."""
         for fault in self._faults:
             if isinstance(fault.spec, AttErrorFault) and fault.active(now):
                 fault.remaining -= 1
-                return fault.spec.code
+                return fault.spec
         return None
+
+    def take_att_error(self, now: float) -> int | None:
+        """The ATT error code of the next faulty write, consuming one; None = no fault (see
+        :meth:`take_write_fault` for a write that is not answered at all)."""
+        fault = self.take_write_fault(now)
+        return None if fault is None else fault.code
 
     def drop_notification(self, now: float) -> bool:
         """Whether the notification being sent now is lost."""

@@ -1,11 +1,11 @@
 """Serve virtual controllers over sockets: one bumble controller per connected host process.
 
 bumble's stock ``tcp-server:`` transport serves a single client and does not clean up when the
-client dies (its controller's HCI Reset is a no-op), so a peripheral stays "connected" to a
-dead process and the next client cannot find it (PROTOCOLS.md §5). :class:`HciServer` instead
-gives every accepted socket its own :class:`~simulators.radio.SimController` on the shared
-``LocalLink`` and, when the socket closes for whatever reason (clean exit, crash, kill), takes
-that controller off the air: its peers see their links end and go back to advertising.
+client dies (its controller's HCI Reset is a no-op), so a peripheral stays "connected" to a dead
+process and the next client cannot find it (see docs/simulation-backend.md). :class:`HciServer`
+instead gives every accepted socket its own :class:`~simulators.radio.SimController` on the shared
+``LocalLink`` and, when the socket closes for whatever reason (clean exit, crash, kill), takes that
+controller off the air: its peers see their links end and go back to advertising.
 
 The simulator server (``relieve sim serve``) is built on this; tests use it directly::
 

@@ -14,7 +14,7 @@
   disappears: every peer sees its links end (supervision time-out), and the controller leaves
   the link so it no longer receives anything.
 
-PROTOCOLS.md §5 has the measurements and pitfalls behind these choices.
+docs/simulation-backend.md has the measurements and pitfalls behind these choices.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from drivers.codecs.errors import DecodeError, EncodeError
 
 # github.com/101Sean/hass_ble_heatingmat __init__.py: CONFIG_SCHEMA default init_packet_hex.
 INIT_PACKET = bytes.fromhex("a5 5a ff ff")
-# PROTOCOLS.md section 3 / homebridge-heatingmat index.js: timer off is [0, 255, 0, 255].
+# docs/protocols.md / homebridge-heatingmat index.js: timer off is [0, 255, 0, 255].
 TIMER_OFF = bytes.fromhex("00 FF 00 FF")
 # Value packet [v, 0xFF-v, v, 0xFF-v] (createControlPacket in both sources): level 3 = 38 degC.
 LEVEL_3 = bytes.fromhex("03 FC 03 FC")

@@ -30,13 +30,13 @@ from drivers.codecs.sig_thermometer import (
 )
 
 # --- vectors -------------------------------------------------------------------------------
-# PROTOCOLS.md section 4 (Health Thermometer example, Bluetooth SIG HTS): 37.5 degC, Celsius,
+# docs/protocols.md, SIG codecs (Health Thermometer example, Bluetooth SIG HTS): 37.5 degC, Celsius,
 # no time stamp, no type.
 TM_37_5_C = bytes.fromhex("00 77 01 00 FF")
-# PROTOCOLS.md section 4 (Environmental Sensing Temperature 0x2A6E): 21.50 degC.
+# docs/protocols.md, SIG codecs (Environmental Sensing Temperature 0x2A6E): 21.50 degC.
 ES_21_50 = bytes.fromhex("66 08")
 ES_NOT_KNOWN = bytes.fromhex("00 80")  # 0x8000, "value is not known" (GSS 0x2A6E)
-# IEEE 11073-20601 reserved FLOAT values, as listed in PROTOCOLS.md section 4 (little-endian).
+# IEEE 11073-20601 reserved FLOAT values (docs/protocols.md, SIG codecs), little-endian.
 FLOAT_NAN = bytes.fromhex("FF FF 7F 00")  # 0x007FFFFF
 FLOAT_NRES = bytes.fromhex("00 00 80 00")  # 0x00800000
 FLOAT_POS_INF = bytes.fromhex("FE FF 7F 00")  # 0x007FFFFE

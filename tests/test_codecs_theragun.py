@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from drivers.codecs import theragun as tg
 from drivers.codecs.errors import DecodeError, EncodeError
 
-# Published host frames: PROTOCOLS.md section 2, from buttplugio stpihkal
+# Published host frames: docs/protocols.md, from buttplugio stpihkal
 # (protocols/theragun; stpihkal issue #127, decompiled Android app).
 SET_SPEED_2400 = bytes.fromhex("AA 70 01 03 09 60 03")
 SET_SPEED_STOP = bytes.fromhex("AA 07 01 03 00 00 03")

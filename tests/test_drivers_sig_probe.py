@@ -17,7 +17,7 @@ from tests.test_drivers_harness import Sim, sim
 __all__ = ["sim"]
 
 ROOM_PROBE = "F0:00:00:00:0E:51"
-ROOM_C = 21.5  # 0x2A6E example of PROTOCOLS.md section 4: 21.50 °C is 66 08
+ROOM_C = 21.5  # 0x2A6E example of docs/protocols.md, SIG codecs: 21.50 °C is 66 08
 
 
 async def connected_probe(sim: Sim, address: str | None = None) -> SigThermometer:

@@ -21,7 +21,7 @@ from tests.test_drivers_harness import Sim, sim, wait_until
 
 __all__ = ["sim"]
 
-# Set-speed frames as published (PROTOCOLS.md section 2, from buttplugio stpihkal issue #127).
+# Set-speed frames as published (docs/protocols.md, from buttplugio stpihkal issue #127).
 SET_2400_RPM = "aa 70 01 03 09 60 03"
 STOP = "aa 07 01 03 00 00 03"
 

@@ -1,4 +1,4 @@
-"""Faults injected into the simulated devices while a session runs (SAFETY.md S1-S4).
+"""Faults injected into the simulated devices while a session runs (S1 in docs/safety.md-S4).
 
 High alarms end the session (``aborted``) with every output OFF within OFF_TIMEOUT_S, checked
 against what the simulated device itself reports; a short link blip (< 10 s) pauses the

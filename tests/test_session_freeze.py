@@ -150,7 +150,7 @@ async def test_unattended_freeze_in_heat_ends_the_session_with_every_output_off(
         # the pad did turn itself off during the freeze, with no flag to say why
         off = [s for s in b.history(PAD) if frozen[0].clock < s.time and not s.output_on]
         assert off
-        assert "lease_expired" not in off[0].flags
+        assert "lease-expired" not in off[0].flags
         # the freeze is reported as a freeze, not as stalled telemetry or a silent probe
         assert [a.reason for a in _alarms(b)] == [FROZEN]
 
@@ -393,7 +393,7 @@ def test_kill_stop_mid_heat_never_switches_the_heat_back_on(
     assert not during[-1]["on"], "the pad did not turn itself off by its lease"
     flags = during[-1]["flags"]
     assert isinstance(flags, list)
-    assert "lease_expired" not in flags
+    assert "lease-expired" not in flags
     after = states[seen_while_stopped:]
     assert not [s for s in after if s["on"] or s["energised"]], after
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from controller.session.events import Notice, PhaseChanged, StateChanged
-from controller.session.runner import OFF_TIMEOUT_S
+from controller.session.runner import OFF_TIMEOUT_S, RUN_CAP_MARGIN_S
 from controller.session.schedule import gun_run_caps
 from profiles.compiler import compile_plan
 from profiles.limits import HARD
@@ -146,19 +146,22 @@ async def test_extension_is_not_cut_short_by_the_guns_own_cap_mid_visit(tmp_path
 
 
 @pytest.mark.parametrize(
-    ("name", "extended", "cap_s"),
+    ("name", "extended", "block_s"),
     [
-        pytest.param("massage-lower-back", False, None, id="ten-minutes-driver-default"),
-        pytest.param("massage-extended", False, None, id="fifteen-minutes-driver-default"),
+        pytest.param("massage-lower-back", False, 10 * 60.0, id="ten-minutes"),
+        pytest.param("massage-extended", False, 15 * 60.0, id="fifteen-minutes"),
         pytest.param("massage-extended", True, 18 * 60.0, id="extension-eighteen-minutes"),
-        pytest.param("routine-lower-back", False, None, id="routine"),
+        pytest.param("routine-lower-back", False, 10 * 60.0, id="routine"),
     ],
 )
-def test_the_gun_gets_a_longer_run_cap_only_for_the_extension(
-    name: str, extended: bool, cap_s: float | None
+def test_the_guns_own_cap_is_its_run_and_a_margin_never_racing_the_hosts_stop(
+    name: str, extended: bool, block_s: float
 ) -> None:
     plan = compile_plan(LIBRARY.get(name), resolve=LIBRARY.get, extended=extended)
-    caps = gun_run_caps(plan, HARD)
+    caps = gun_run_caps(plan, RUN_CAP_MARGIN_S, HARD)
     gun_steps = [s for s in plan.steps if s.role == "gun"]
     assert gun_steps
-    assert {caps.get(id(s)) for s in gun_steps} == {cap_s}
+    # a margin past the host's stop, but never a run longer than M1 allows
+    expected = min(block_s + RUN_CAP_MARGIN_S, HARD.massage_extended_max_s)
+    assert {caps.get(id(s)) for s in gun_steps} == {expected}
+    assert RUN_CAP_MARGIN_S > 0

@@ -93,7 +93,7 @@ async def test_a_silent_stuck_heater_is_not_claimed_off_and_the_person_is_told(
         assert "above its 42 °C setpoint" in (finished.reason or "")
         truth = b.world.pad(PAD).state
         assert not truth.output_on  # it took the OFF and says so, with no stuck flag ...
-        assert "stuck_output" not in truth.flags
+        assert "stuck-output" not in truth.flags
         assert truth.energised  # ... but the heater is welded on
         assert not finished.devices_off
         assert any(UNPLUG in n and "relieve Contrast Pad" in n for n in _notices(b))

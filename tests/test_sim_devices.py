@@ -18,7 +18,7 @@ from simulators.world import SimWorld
 
 ANSWER_WITHIN_S = 2.0
 
-# Host frames published in PROTOCOLS.md section 2 (buttplugio stpihkal theragun page).
+# Host frames published in docs/protocols.md (buttplugio stpihkal theragun page).
 SET_SPEED_2400 = bytes.fromhex("AA 70 01 03 09 60 03")
 STOP = bytes.fromhex("AA 07 01 03 00 00 03")
 STATUS_REQUEST = bytes.fromhex("AA 10 10 00")

@@ -63,7 +63,7 @@ async def test_disconnect_at_a_clock_time(
     await clock.advance(1.0)
     assert await asyncio.wait_for(pad.disconnected, ANSWER_WITHIN_S) == LINK_SUPERVISION_TIMEOUT
     state = world.pad().state
-    assert (state.output_on, state.flags) == (False, ("link_lost",))
+    assert (state.output_on, state.flags) == (False, ("link-lost",))
     assert "disconnect" in state.faults
 
 

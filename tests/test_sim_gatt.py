@@ -117,7 +117,7 @@ async def test_the_lease_runs_out_on_the_clock(
     await clock.advance(0.001)
     off = op.ThermalState.from_bytes(await next_value(states))
     assert off == op.ThermalState(flags=Flags.LEASE_EXPIRED)
-    assert world.pad().state.flags == ("lease_expired",)
+    assert world.pad().state.flags == ("lease-expired",)
 
 
 async def test_renewals_keep_the_output_on_and_a_silent_controller_loses_it_within_5_s(

@@ -111,7 +111,7 @@ async def test_callbacks_see_every_change_until_unregistered(
     assert any(s.mode == "heat" and s.setpoint_c == 41.0 for s in pad_states if s.time < 1.5)
     after = [s for s in pad_states if s.time >= 1.5]
     assert after
-    assert all(not s.output_on and s.flags == ("lease_expired",) for s in after)
+    assert all(not s.output_on and s.flags == ("lease-expired",) for s in after)
     assert {s.key for s in seen} == {spec.key for spec in CATALOG}  # watched devices tick
     json.dumps([s.to_json() for s in seen])  # --events-json can print every snapshot
     unregister()
@@ -146,11 +146,11 @@ def test_snapshots_are_json_ready() -> None:
         advertising=True,
         connected=False,
         sensor_c=math.nan,
-        flags=("sensor_fault",),
+        flags=("sensor-fault",),
     )
     data = state.to_json()
     assert data["sensor_c"] is None
-    assert data["flags"] == ["sensor_fault"]
+    assert data["flags"] == ["sensor-fault"]
     assert json.loads(json.dumps(data))["key"] == "skin-probe"
 
 

@@ -1,7 +1,12 @@
 """The ``relieve`` command line.
 
-Only argparse is imported at start-up; every command imports what it needs when it runs, so
-``relieve --help`` answers at once (bumble alone costs ~0.4 s to import).
+Only argparse (and, for ``--driver``, the driver names of the pure :mod:`drivers.registry`) is
+imported at start-up; every command imports what it needs when it runs, so ``relieve --help``
+answers at once (bumble alone costs ~0.4 s to import).
+
+The global options (``--config-dir``, ``--data-dir``, ``-v``) go before or after the command:
+``relieve run X --data-dir D`` is ``relieve --data-dir D run X``; given in both places, the one
+after the command wins.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
@@ -216,6 +222,13 @@ def _add_simulation_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _driver_names() -> tuple[str, ...]:
+    """What ``--driver`` takes (the registry is pure: no driver class, no bleak)."""
+    from drivers.registry import driver_names
+
+    return driver_names()
+
+
 def _add_device_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     scan = commands.add_parser("scan", help="list the devices in range that relieve can drive")
     scan.add_argument(
@@ -234,6 +247,7 @@ def _add_device_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         "device", help="manual control of one device: info, heat, cold, gun, off, watch"
     )
     sub = device.add_subparsers(dest="device_command", metavar="ACTION")
+    drivers = _driver_names()
 
     def action(name: str, help_text: str) -> argparse.ArgumentParser:
         parser = sub.add_parser(name, help=help_text)
@@ -241,8 +255,8 @@ def _add_device_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         parser.add_argument(
             "--driver",
             metavar="NAME",
-            help="drive it with NAME (open-thermal, open-percussion, theragun, heating-mat, "
-            "sig-thermometer) when its advertisement does not say",
+            choices=drivers,
+            help=f"drive it with NAME ({', '.join(drivers)}) when its advertisement does not say",
         )
         parser.add_argument(
             "--init-packet",
@@ -348,6 +362,125 @@ def _add_sim_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     sim.set_defaults(handler=None, subparser=sim)
 
 
+def _health(args: argparse.Namespace) -> int:
+    from controller.cli import health as health_cmd
+
+    return health_cmd.interactive(args)
+
+
+def _health_set(args: argparse.Namespace) -> int:
+    from controller.cli import health as health_cmd
+
+    return health_cmd.set_answer(args)
+
+
+def _health_show(args: argparse.Namespace) -> int:
+    from controller.cli import health as health_cmd
+
+    return health_cmd.show(args)
+
+
+def _add_health_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    health = commands.add_parser(
+        "health",
+        help="the health questions (conditions that rule out heat, cold or the massage gun): "
+        "asked once, then show or change the answers",
+        description="Without ACTION: ask every health question in a terminal and save the "
+        "answers (docs/health.md). relieve is not a medical device; these questions do not "
+        "replace a clinician's advice.",
+    )
+    sub = health.add_subparsers(dest="health_command", metavar="ACTION")
+    setter = sub.add_parser("set", help="answer one question: relieve health set dvt no")
+    setter.add_argument("condition", metavar="CONDITION", help="the condition (health show)")
+    setter.add_argument("answer", metavar="yes|no", help="your answer")
+    setter.set_defaults(handler=_health_set)
+    show = sub.add_parser("show", help="your answers, what they block, and if all are answered")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=_health_show)
+    health.set_defaults(handler=_health)
+
+
+# --- options every command takes, before or after it; --version -------------------------------
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """``--config-dir``, ``--data-dir`` and ``-v``, on the top-level parser and on every command's.
+
+    On a command's parser they have no default (SUPPRESS): given after the command, they replace
+    what was given before it; left out, they leave it (or the top-level default) alone.
+    """
+    where = parser.add_argument_group("global options") if after_command else parser
+    unset = argparse.SUPPRESS if after_command else None
+    where.add_argument(
+        "--config-dir",
+        type=Path,
+        default=unset,
+        metavar="DIR",
+        help="configuration directory (user profiles in DIR/profiles); "
+        "default: your user config directory, or $RELIEVE_CONFIG_DIR",
+    )
+    where.add_argument(
+        "--data-dir",
+        type=Path,
+        default=unset,
+        metavar="DIR",
+        help="where the session history is kept; "
+        "default: your user data directory, or $RELIEVE_DATA_DIR",
+    )
+    where.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS if after_command else 0,
+        help="more log output",
+    )
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """The parser of a command and of its actions: it takes the global options too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _add_global_options(self, after_command=True)
+
+
+def _version() -> str:
+    """The installed distribution's version, else the one pyproject.toml declares."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("relieve")
+    except metadata.PackageNotFoundError:
+        pass
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        with pyproject.open("rb") as file:
+            return str(tomllib.load(file)["project"]["version"])
+    except (OSError, tomllib.TOMLDecodeError, KeyError):
+        return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print ``relieve <version>`` and exit 0; the version is looked up only then."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(
+            option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help=help
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"relieve {_version()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relieve",
@@ -356,22 +489,12 @@ def build_parser() -> argparse.ArgumentParser:
             "massage guns. Not a medical device: follow your clinician's advice."
         ),
     )
-    parser.add_argument(
-        "--config-dir",
-        type=Path,
-        metavar="DIR",
-        help="configuration directory (user profiles in DIR/profiles); "
-        "default: your user config directory, or $RELIEVE_CONFIG_DIR",
+    parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
+    _add_global_options(parser, after_command=False)
+    # every command's parser (and its actions', made by it) is a _CommandParser
+    commands: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_CommandParser
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        metavar="DIR",
-        help="where the session history is kept; "
-        "default: your user data directory, or $RELIEVE_DATA_DIR",
-    )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(
         "demo",
@@ -430,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_history_commands(commands)
     _add_device_commands(commands)
     _add_run_commands(commands)
+    _add_health_commands(commands)
     _add_sim_commands(commands)
     return parser
 

@@ -24,10 +24,11 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from drivers.core.base import DeviceError, PercussionState, ProbeReading
 from drivers.core.clock import Clock, MonotonicClock
+from drivers.core.faults import FAULT_POLICY, Fault, policy_for, stopping_faults
 from profiles.errors import LimitError, RelieveError
 from profiles.limits import (
     HARD,
@@ -72,11 +73,6 @@ CHECK_S = 1.0
 READING_WAIT_S = 3.0
 # Real seconds the clean-up (OFF, disconnect) may take before we give up and say so.
 SHUTDOWN_TIMEOUT_S = 10.0
-
-# Faults that end a manual run at once (the output goes OFF and the command fails).
-STOPPING_FAULTS: Final = frozenset(
-    {"over-temperature", "sensor-fault", "stuck-output", "not-acknowledged", "supply-fault"}
-)
 
 # The longest DURATION anything takes (`device watch --for`; outputs have their own, shorter caps).
 MAX_DURATION_S = 24 * 3600.0
@@ -328,14 +324,12 @@ async def _run_output(
     target: AnyDevice, args: argparse.Namespace, clock: Clock, out: TextIO, limits: Limits
 ) -> None:
     from drivers.heating_mat import HeatingMat
-    from drivers.open_percussion import OpenPercussionGun
-    from drivers.open_thermal import OpenThermalPad
-    from drivers.theragun import Theragun
+    from drivers.registry import is_percussion_device, is_thermal_device
 
     seconds: float = args.duration
     name = f"{target.info.name} ({target.info.address})"
     if args.device_command in ("heat", "cold"):
-        if not isinstance(target, OpenThermalPad | HeatingMat):
+        if not is_thermal_device(target):
             raise _kind_error(target, "thermal")
         pad, heat = target, args.device_command == "heat"
         what = f"to {args.celsius:g} °C"
@@ -349,7 +343,7 @@ async def _run_output(
         await (pad.heat if heat else pad.cool)(args.celsius)
         await _hold(pad, seconds, clock, out, lambda: _thermal_line(pad.state))
     else:
-        if not isinstance(target, OpenPercussionGun | Theragun):
+        if not is_percussion_device(target):
             raise _kind_error(target, "percussion")
         gun = target
         rpm = args.rpm if args.rpm is not None else SPEED_LEVEL_RPM[args.level]
@@ -388,10 +382,9 @@ def _check_gun_range(gun: OpenPercussionGun | Theragun, rpm: int) -> None:
 
 def _bound(target: OutputDevice) -> str:
     from drivers.heating_mat import HeatingMat
-    from drivers.open_percussion import OpenPercussionGun
-    from drivers.open_thermal import OpenThermalPad
+    from drivers.registry import has_lease
 
-    if isinstance(target, OpenThermalPad | OpenPercussionGun):  # the lease class
+    if has_lease(target):
         return (
             f"Every ON carries a {target.lease_s:g} s lease: the device turns itself off if "
             "relieve stops. Ctrl-C stops it now."
@@ -426,11 +419,15 @@ def _problem(target: OutputDevice) -> str | None:
     """Why a manual run must end now, or None."""
     name = f"{target.info.name} ({target.info.address})"
     if not target.connected:
-        return f"Lost the link to {name}; check the device and switch it off there if needed."
+        lost = FAULT_POLICY[Fault.LINK_LOST].message(name)
+        return f"{lost}; check the device and switch it off there if needed."
     state = target.state
-    faults = sorted(state.faults & STOPPING_FAULTS)
+    # A fault ends a manual run at once when the fault table says it stops the outputs (the
+    # same table the session supervisor reads); the output goes OFF and the command fails.
+    faults = stopping_faults(state.faults)
     if faults:
-        return f"{name} reports {', '.join(faults)}; it was switched off."
+        said = policy_for(faults[0]).message(name, faults[0])
+        return f"{said} ({', '.join(faults)}); it was switched off."
     on = state.running if isinstance(state, PercussionState) else state.on
     if not on:
         why = ", ".join(sorted(state.faults)) or "no reason given"
@@ -455,13 +452,11 @@ async def _hold(
 
 
 async def _stop_output(target: AnyDevice) -> None:
-    from drivers.open_percussion import OpenPercussionGun
-    from drivers.sig_probe import SigThermometer
-    from drivers.theragun import Theragun
+    from drivers.registry import is_percussion_device, is_probe_device
 
-    if isinstance(target, OpenPercussionGun | Theragun):
+    if is_percussion_device(target):
         await target.stop()
-    elif not isinstance(target, SigThermometer):
+    elif not is_probe_device(target):
         await target.off()
 
 
@@ -487,16 +482,15 @@ async def _off(target: AnyDevice, out: TextIO) -> None:
 
 
 async def _info(target: AnyDevice, args: argparse.Namespace, clock: Clock, out: TextIO) -> None:
-    from drivers.open_thermal import OpenThermalPad
-    from drivers.sig_probe import SigThermometer
+    from drivers.registry import is_probe_device, is_thermal_device
 
     reading: float | None = None
-    if isinstance(target, SigThermometer):
+    if is_probe_device(target):
         reading = await _first_reading(target, clock)
-    elif isinstance(target, OpenThermalPad):
+    elif is_thermal_device(target):  # the plate's temperature, when the pad has a sensor
         reading = target.state.plate_celsius
     info = target.info
-    caps = None if isinstance(target, SigThermometer) else target.caps
+    caps = None if is_probe_device(target) else target.caps
     if args.json:
         document = {
             **asdict(info),
@@ -562,7 +556,7 @@ async def _first_reading(probe: SigThermometer, clock: Clock) -> float | None:
 
 
 async def _watch(target: AnyDevice, args: argparse.Namespace, clock: Clock, out: TextIO) -> None:
-    from drivers.sig_probe import SigThermometer
+    from drivers.registry import is_percussion_device, is_probe_device
 
     start = clock.now()
     name = f"{target.info.name} ({target.info.address})"
@@ -573,24 +567,20 @@ async def _watch(target: AnyDevice, args: argparse.Namespace, clock: Clock, out:
         out.write(f"  {_clock_text(clock.now() - start)}  {text}\n")
 
     unregister: Callable[[], None]
-    if isinstance(target, SigThermometer):
+    if is_probe_device(target):
 
         def on_reading(reading: ProbeReading) -> None:
             show("no valid reading" if reading.celsius is None else f"{reading.celsius:.2f} °C")
 
         unregister = target.register_callback(on_reading)
+    elif is_percussion_device(target):
+        gun = target
+        show(_gun_line(gun.state))
+        unregister = gun.register_callback(lambda state: show(_gun_line(state)))
     else:
-        from drivers.open_percussion import OpenPercussionGun
-        from drivers.theragun import Theragun
-
-        if isinstance(target, OpenPercussionGun | Theragun):
-            gun = target
-            show(_gun_line(gun.state))
-            unregister = gun.register_callback(lambda state: show(_gun_line(state)))
-        else:
-            pad = target
-            show(_thermal_line(pad.state))
-            unregister = pad.register_callback(lambda state: show(_thermal_line(state)))
+        pad = target
+        show(_thermal_line(pad.state))
+        unregister = pad.register_callback(lambda state: show(_thermal_line(state)))
     try:
         if args.duration is None:
             await asyncio.get_running_loop().create_future()  # until Ctrl-C

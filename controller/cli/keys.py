@@ -10,15 +10,24 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, TextIO
-
-if TYPE_CHECKING:
-    from controller.session.runner import SessionRunner
+from typing import Protocol, TextIO
 
 __all__ = ["HELP", "SessionKeys"]
 
 HELP = "Type p Enter to pause, r to resume, s to stop, e for an emergency stop (Ctrl-C stops too)."
 _YES = frozenset({"y", "yes"})
+
+
+class Controls(Protocol):
+    """What the keys control: a session (:class:`controller.session.service.Session`)."""
+
+    def pause(self, reason: str = ...) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def stop(self, reason: str = ...) -> None: ...
+
+    def emergency_stop(self) -> None: ...
 
 
 class SessionKeys:
@@ -27,7 +36,7 @@ class SessionKeys:
     def __init__(self, stream: TextIO | None = None, out: TextIO | None = None) -> None:
         self._stream = stream or sys.stdin
         self._out = out or sys.stderr
-        self._runner: SessionRunner | None = None
+        self._runner: Controls | None = None
         self._question: asyncio.Future[bool] | None = None
 
     def handle(self, line: str) -> None:
@@ -61,7 +70,7 @@ class SessionKeys:
             self._question = None
 
     @contextlib.contextmanager
-    def attached(self, runner: SessionRunner) -> Iterator[None]:
+    def attached(self, runner: Controls) -> Iterator[None]:
         """Read the terminal while ``runner`` runs."""
         self._runner = runner
         loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ from profiles.plan import Capabilities, Plan, Step
 
 __all__ = ["capabilities_from_args", "list_profiles", "render_timeline", "show_profile"]
 
-# The common 7-level heating mat: level n is 35 + n °C (PROTOCOLS.md §3).
+# The common 7-level heating mat: level n is 35 + n °C (docs/protocols.md).
 MAT_LEVELS = tuple(35.0 + n for n in range(1, 8))
 
 

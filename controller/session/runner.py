@@ -67,6 +67,8 @@ PRECONDITION_POLL_S = 1.0  # how often pre-conditioning looks at the plate (cloc
 # Ledger heartbeat (clock seconds; at least 0.5 s real when scaled); S3 adds it to the worst case.
 HEARTBEAT_S = 10.0
 HEARTBEAT_REAL_FLOOR_S = 0.5
+RUN_CAP_MARGIN_S = 2.0  # a gun's own run cap is this far past the host's stop (clock seconds)
+RUN_CAP_MARGIN_REAL_S = 0.5
 LEDGER_CHECK_S = 1.0  # real seconds between checks that the history keeps up (S3)
 
 
@@ -118,7 +120,11 @@ class SessionRunner:
         self._finish: _AbortError | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stragglers: set[asyncio.Task[None]] = set()  # OFFs still going after the bound
-        self._run_caps = gun_run_caps(plan, limits)
+        # the gun's own cap a little past the host's stop (under a scaled clock, at least
+        # RUN_CAP_MARGIN_REAL_S of real time: jitter must not let the backstop win the race)
+        self._run_caps = gun_run_caps(
+            plan, at_least_real(clock, RUN_CAP_MARGIN_S, RUN_CAP_MARGIN_REAL_S), limits
+        )
         self.supervisor = Supervisor(self, limits)
         self._heartbeat_s = at_least_real(clock, HEARTBEAT_S, HEARTBEAT_REAL_FLOOR_S)
 
@@ -210,6 +216,8 @@ class SessionRunner:
         reason: str | None = None
         cancelled = False
         try:
+            if self._finish is not None:  # stopped before it began: nothing is switched on
+                raise self._finish
             self.supervisor.start()
             self._spawn(self._heartbeat())
             await self._precondition()

@@ -88,10 +88,13 @@ def _massage_ends(plan: Plan) -> list[float]:
     return sorted(ends.values())
 
 
-def gun_run_caps(plan: Plan, limits: Limits) -> dict[int, float]:
-    """id(step) -> the device-side run cap a gun step needs, where the drivers' default (one
-    M1 session) is too short: the gun runs a back-to-back block of steps as one run, and the
-    cap counts from that run's first START. Only the M1 extension makes a block that long."""
+def gun_run_caps(plan: Plan, margin_s: float, limits: Limits) -> dict[int, float]:
+    """id(step) -> the device-side run cap of each gun step: the length of its back-to-back
+    block of steps (the gun runs a block as one run, and the cap counts from its first START)
+    plus ``margin_s``, never beyond the longest run M1 allows (18 minutes). The host stops the
+    gun at the block's end; the gun's own cap is the backstop behind it and should not race
+    that stop (a cap of exactly the session's length could stop a 15-minute session a moment
+    early, as a fault). Only the 18-minute extension has no room for the margin."""
     caps: dict[int, float] = {}
     steps = sorted(
         (s for s in plan.steps if s.role == "gun" and not s.manual), key=lambda s: s.start_s
@@ -104,6 +107,6 @@ def gun_run_caps(plan: Plan, limits: Limits) -> dict[int, float]:
             blocks.append([step])
     for block in blocks:
         length = block[-1].end_s - block[0].start_s
-        if length > limits.massage_max_s:
-            caps.update({id(step): length for step in block})
+        cap = min(length + margin_s, limits.massage_extended_max_s)
+        caps.update({id(step): cap for step in block})
     return caps

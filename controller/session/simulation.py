@@ -1,6 +1,6 @@
 """The simulation seam: which radio the drivers use, chosen once at start-up.
 
-The only controller module that reaches into :mod:`simulators` (DESIGN.md: the controller
+The only controller module that reaches into :mod:`simulators` (docs/architecture.md: the controller
 imports the simulators only at start-up, to select the simulated backend). Everything else
 gets a :class:`~drivers.core.backend.BleBackend` and stays plain bleak.
 

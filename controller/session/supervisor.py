@@ -2,12 +2,16 @@
 
 High-priority alarms (S4) end the session at once with every output OFF: over-temperature
 (plate above setpoint + 3 °C while heating, below setpoint - 3 °C while cooling, a skin probe
-beyond H1 / below C3), a missing or implausible temperature, a device fault (stuck output,
-sensor fault, lease expired while we keep it on), a command not acknowledged after retries.
+beyond H1 / below C3), a missing or implausible temperature, and the device faults that
+:data:`drivers.core.faults.FAULT_POLICY` makes high (a stuck output, a sensor or supply fault,
+a command not acknowledged after retries, a lease that expired while we keep it on, ...).
 
 Medium alarms: a lost link or telemetry that stalls for more than 5 s. The session pauses;
 a link back within 10 s resumes the remaining phase time (the driver has read the state and sent
 OFF first); longer, the person is asked (unattended sessions abort).
+
+What a device fault means -- its priority, whether it stops the outputs, its limit ID and its
+sentence -- comes from that one table, which manual control (``relieve device``) reads too.
 
 relieve itself may stop running too: a laptop suspended, ``kill -STOP``, an event loop blocked.
 The devices see a host that went quiet (a lease device turns itself OFF), and when relieve runs
@@ -39,6 +43,7 @@ from drivers.core.base import (
     is_thermal,
 )
 from drivers.core.clock import Clock, at_least_real
+from drivers.core.faults import FAULT_POLICY, Fault, FaultPolicy, Seen, in_table_order, policy_for
 from profiles.limits import Limits
 from profiles.plan import Step
 
@@ -105,13 +110,8 @@ TICK_S = CHECK_INTERVAL_S
 FREEZE_REAL_FLOOR_S = 2.0
 FROZEN = "controller-frozen"
 """Alarm reason: relieve itself did not run for longer than the link grace."""
-_HIGH_FAULTS = {
-    "over-temperature": "the device reports over-temperature",
-    "sensor-fault": "the device reports a temperature sensor fault",
-    "stuck-output": "the output stays on after it was told to turn off",
-    # S4: a command (here a lease renewal) not acknowledged after the driver's retries
-    "not-acknowledged": "it did not acknowledge a command after retries",
-}
+_LINK_LOST = FAULT_POLICY[Fault.LINK_LOST]
+_STALLED = FAULT_POLICY[Fault.TELEMETRY_STALL]
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,13 @@ class Trouble:
     message: str
     role: str | None = None
     limit_id: str | None = None
+
+
+def _trouble(policy: FaultPolicy, message: str, role: str | None) -> Trouble:
+    """The alarm a device fault raises, by its row of the fault table."""
+    if policy.priority == "none":
+        raise ValueError(f"relieve bug: {policy.name} raises no alarm")
+    return Trouble(policy.priority, policy.reason, message, role, policy.limit_id)
 
 
 class Supervisor:
@@ -318,23 +325,9 @@ class Supervisor:
             if not state.connected:
                 return
             self._fresh(role, device, state.updated_at)
-            for fault, text in _HIGH_FAULTS.items():
-                if fault in state.faults:
-                    self.raise_alarm(Trouble("high", fault, f"{device.info.name}: {text}.", role))
-                    return
-            if step is None or self._runner.paused:
+            if self._device_faults(device, role, state.faults, on=state.on, step=step):
                 return
-            if "lease-expired" in state.faults and not state.on:
-                self.raise_alarm(
-                    Trouble(
-                        "high",
-                        "lease-expired",
-                        f"{device.info.name} turned itself off: its lease expired, so "
-                        "relieve lost control of it.",
-                        role,
-                        "H4",
-                    )
-                )
+            if step is None or self._runner.paused:
                 return
             self._check_plate(device, step, state)
 
@@ -346,14 +339,15 @@ class Supervisor:
             return
         margin = OVER_TEMPERATURE_MARGIN_C
         if step.action in ("heat", "preheat") and plate > target + margin:
+            hot = FAULT_POLICY[Fault.OVER_TEMPERATURE]
             self.raise_alarm(
                 Trouble(
                     "high",
-                    "over-temperature",
+                    hot.reason,
                     f"{device.info.name} is at {plate:.1f} °C, more than {margin:g} °C above "
                     f"its {target:g} °C setpoint.",
                     step.role,
-                    "S4",
+                    hot.limit_id,
                 )
             )
         elif step.action in ("cold", "precool") and plate < target - margin:
@@ -383,30 +377,44 @@ class Supervisor:
             if not state.connected:
                 return
             self._fresh("gun", device, state.updated_at)
-            if "stuck-output" in state.faults:
-                self.raise_alarm(
-                    Trouble("high", "stuck-output", f"{device.info.name} does not stop.", "gun")
-                )
-                return
             step = self._expected.get("gun")
-            if (
-                step is not None
-                and not self._runner.paused
-                and not state.running
-                and "lease-expired" in state.faults
-            ):
-                self.raise_alarm(
-                    Trouble(
-                        "high",
-                        "lease-expired",
-                        f"{device.info.name} stopped by itself: its lease expired, so relieve "
-                        "lost control of it.",
-                        "gun",
-                        "H4",
-                    )
-                )
+            self._device_faults(device, "gun", state.faults, on=state.running, step=step)
 
         return on_state
+
+    def _device_faults(
+        self,
+        device: ThermalOutput | Percussion,
+        role: str,
+        faults: frozenset[str],
+        *,
+        on: bool,
+        step: Step | None,
+    ) -> bool:
+        """Act on the first fault in ``faults`` that means something now (FAULT_POLICY);
+        True when one did. A link or a telemetry stall is not taken from the flags: the
+        supervisor watches those itself (:meth:`_link`, :meth:`_watch`)."""
+        wanted_on = step is not None and not self._runner.paused
+        for name in in_table_order(faults):
+            policy = policy_for(name)
+            if policy.seen in (Seen.LINK, Seen.WATCHDOG):
+                continue
+            if policy.seen is Seen.STOPPED_BY_ITSELF and (on or not wanted_on):
+                continue  # an OFF relieve asked for, or already knows about
+            self._act_on(policy, policy.message(device.info.name, name), role)
+            return True
+        return False
+
+    def _act_on(self, policy: FaultPolicy, message: str, role: str | None) -> None:
+        """What the table says a fault means: its alarm (a high one ends the session with
+        every output OFF), or with no alarm, the end of the session when it stops the outputs
+        (``stopped``: the person switched a device off; nothing is switched on again)."""
+        if policy.priority != "none":
+            self.raise_alarm(_trouble(policy, f"{message}.", role))
+        elif policy.stops and not self._ended:
+            _LOGGER.warning("%s", message)
+            self._ended = True
+            self._runner.stop(f"{message}.")
 
     def _on_probe(self, reading: ProbeReading) -> None:
         self._notice_gap()
@@ -463,9 +471,7 @@ class Supervisor:
         lost = role in self._lost_since
         if not connected and not lost:
             self._lost_since[role] = runner.clock.now()
-            self.raise_alarm(
-                Trouble("medium", "link-lost", f"Lost the link to {device.info.name}.", role, "S2")
-            )
+            self.raise_alarm(_trouble(_LINK_LOST, f"{_LINK_LOST.message(device.info.name)}.", role))
             runner.emit(StateChanged(runner.session_time(), "link-lost", device.info.name))
             runner.pause(f"link to {device.info.name} lost")
         elif connected and lost:
@@ -522,15 +528,8 @@ class Supervisor:
                 missing = role in self._lost_since or role in self._stalled_since
                 if stale > self._stall_s and not missing:
                     self._stalled_since[role] = now
-                    self.raise_alarm(
-                        Trouble(
-                            "medium",
-                            "telemetry-stalled",
-                            f"No telemetry from {device.info.name} for {stale:.0f} s.",
-                            role,
-                            "S2",
-                        )
-                    )
+                    message = f"{_STALLED.message(device.info.name)}."
+                    self.raise_alarm(_trouble(_STALLED, message, role))
                     runner.pause(f"telemetry from {device.info.name} stalled")
             probe = runner.devices.probe
             if probe is not None and any(
@@ -558,13 +557,15 @@ class Supervisor:
         device = runner.devices.for_role(role)
         name = device.info.name if device is not None else role
         if role in self._lost_since:
-            reason, message = "link-lost", f"The link to {name} was lost for more than "
+            policy, message = _LINK_LOST, f"The link to {name} was lost for more than "
         else:
-            reason, message = "telemetry-stalled", f"{name} sent no telemetry for more than "
+            policy, message = _STALLED, f"{name} sent no telemetry for more than "
         message += f"{LINK_GRACE_S:g} s."
         ask = runner.ask_resume
         if ask is None:
-            self.raise_alarm(Trouble("high", reason, message + " Session ended.", role, "S2"))
+            # unattended: a medium alarm that outlasts the grace ends the session
+            ended = f"{message} Session ended."
+            self.raise_alarm(Trouble("high", policy.reason, ended, role, policy.limit_id))
             return
         async with self._one_question:
             self._asking = True

@@ -2,7 +2,7 @@
 
 Sources: github.com/101Sean/hass_ble_heatingmat (``const.py``, ``__init__.py``,
 ``custom_components/ble_heatingmat/ble_manager.py``) and github.com/101Sean/homebridge-heatingmat
-(``index.js``, ``lib/utils.js``, ``lib/constants.js``); summarised in PROTOCOLS.md section 3.
+(``index.js``, ``lib/utils.js``, ``lib/constants.js``); see docs/protocols.md.
 
 * Service 0xFF01. 0xFF10 auth/init: the integration writes an init packet captured from the
   vendor app (with response); its configurable default is ``a5 5a ff ff``.

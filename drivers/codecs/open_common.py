@@ -90,13 +90,13 @@ def open_uuid(short_id: int) -> str:
 # --- timing and lease ---------------------------------------------------------------------
 
 LEASE_MAX_MS: Final = 5000
-"""No lease may exceed 5 s (SAFETY.md H4). Longer requests are refused with LEASE_TOO_LONG."""
+"""No lease may exceed 5 s (H4 in docs/safety.md); longer requests get LEASE_TOO_LONG."""
 
 DEFAULT_LEASE_MS: Final = 3000
 """Lease the host asks for: with renewals every RENEW_INTERVAL_S, two may be lost in a row."""
 
 RENEW_INTERVAL_S: Final = 1.0
-"""How often the host renews a lease (SAFETY.md S2: heartbeat <= 1 s)."""
+"""How often the host renews a lease (S2 in docs/safety.md: heartbeat <= 1 s)."""
 
 TELEMETRY_INTERVAL_S: Final = 1.0
 """Devices notify measurements (plate temperature, measured speed) at least this often."""

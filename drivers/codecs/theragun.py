@@ -2,7 +2,7 @@
 
 Source: buttplugio/docs.buttplug.io ``stpihkal/protocols/theragun/index.md`` (names, Wave
 speed-level counts), derived from github.com/buttplugio/stpihkal issue #127 (decompiled
-Android app), as summarised in PROTOCOLS.md section 2. Only what is published is modelled:
+Android app), as docs/protocols.md describes. Only what is published is modelled:
 the force (pressure) field's offset and the Wave devices' level byte are NOT known and are not
 invented here. Wave devices are therefore recognised by name but cannot be commanded.
 

@@ -6,7 +6,7 @@ WinRT); the simulation seam (:mod:`controller.session.simulation`) hands out one
 are the simulated client and scanner, so the driver code is the same plain bleak either way.
 
 This module imports nothing from bleak at run time, so the controller can hold a backend
-without loading bleak (DESIGN.md: heavy imports stay lazy).
+without loading bleak (docs/architecture.md: heavy imports stay lazy).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ __all__ = [
 ]
 
 # How long (real seconds) to scan for a device addressed by its address before saying it is
-# not there. Real adapters may need several advertising intervals of a sleepy device; STYLE.md
-# warns against connect time-outs under 10 s on real hardware.
+# not there. Real adapters may need several advertising intervals of a sleepy device; connect
+# time-outs under 10 s are too short on real hardware.
 DEFAULT_FIND_TIMEOUT_S = 10.0
 
 

@@ -134,7 +134,8 @@ class ThermalState:
     level: int | None = None
     plate_celsius: float | None = None  # measured, when the pad reports it
     lease_remaining_s: float | None = None
-    faults: frozenset[str] = field(default_factory=frozenset)  # e.g. {"lease-expired"}
+    # drivers.core.faults.Fault names, e.g. {"lease-expired"}; what each means: FAULT_POLICY
+    faults: frozenset[str] = field(default_factory=frozenset)
     battery: int | None = None
     updated_at: float = 0.0  # clock time of the last telemetry
 
@@ -160,7 +161,7 @@ class PercussionState:
     target_rpm: int | None = None
     measured_rpm: int | None = None
     load: float | None = None
-    faults: frozenset[str] = field(default_factory=frozenset)
+    faults: frozenset[str] = field(default_factory=frozenset)  # as ThermalState.faults
     battery: int | None = None
     updated_at: float = 0.0
 

@@ -1,6 +1,8 @@
 """What an advertisement says a device is: kind, driver and safety class. Pure, no bleak.
 
-Rules, first match wins:
+The rules are the entries of :data:`drivers.registry.DRIVERS`, in their order; first match wins.
+An entry matches when the advertisement has one of its service UUIDs, or a name its name rule
+knows. Today that is:
 
 1. the open-profile thermal service UUID -> ``thermal`` / ``open-thermal`` (lease);
 2. the open-profile percussion service UUID -> ``percussion`` / ``open-percussion`` (lease);
@@ -17,14 +19,12 @@ found by address only) can be given its driver by hand: :func:`classification_fo
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final, Literal
+from dataclasses import dataclass, replace
+from typing import Final
 
-from drivers.codecs import heating_mat as hm
-from drivers.codecs import open_profile as op
-from drivers.codecs import sig_common as sig
-from drivers.codecs import theragun as tg
-from drivers.core.base import DeviceError, SafetyClass
+from drivers import registry
+from drivers.core.base import SafetyClass
+from drivers.registry import DriverEntry, Kind
 
 __all__ = [
     "DRIVERS",
@@ -33,8 +33,6 @@ __all__ = [
     "classification_for_driver",
     "classify",
 ]
-
-Kind = Literal["thermal", "percussion", "probe"]
 
 
 @dataclass(frozen=True)
@@ -53,69 +51,34 @@ class Classification:
         return self.driver is not None
 
 
-DRIVERS: Final[dict[str, Classification]] = {
-    "open-thermal": Classification(
-        "thermal", "open-thermal", SafetyClass.LEASE, "relieve open profile, thermal service"
-    ),
-    "open-percussion": Classification(
-        "percussion",
-        "open-percussion",
-        SafetyClass.LEASE,
-        "relieve open profile, percussion service",
-    ),
-    "theragun": Classification(
-        "percussion", "theragun", SafetyClass.HOST_TIMED, "Theragun Gen-4 name"
-    ),
-    "heating-mat": Classification(
-        "thermal", "heating-mat", SafetyClass.HOST_TIMED, "heating-mat service 0xFF01"
-    ),
-    "sig-thermometer": Classification(
-        "probe", "sig-thermometer", None, "SIG Health Thermometer / Environmental Sensing"
-    ),
-}
-"""Every driver relieve has, as the classification a device given that driver gets."""
+def _classification(entry: DriverEntry) -> Classification:
+    # a probe's safety class is "none": scans show it as no safety class at all
+    safety = None if entry.safety_class is SafetyClass.NONE else entry.safety_class
+    return Classification(entry.kind, entry.name, safety, entry.recognised_by)
 
-_PROBE_SERVICES: Final = frozenset(
-    {sig.HEALTH_THERMOMETER_SERVICE_UUID, sig.ENVIRONMENTAL_SENSING_SERVICE_UUID}
-)
+
+DRIVERS: Final[dict[str, Classification]] = {
+    entry.name: _classification(entry) for entry in registry.DRIVERS
+}
+"""Every driver relieve has, as the classification a device given that driver gets (as the
+registry was when this module was imported; the functions below read it when they run)."""
 
 
 def classify(name: str | None, service_uuids: Iterable[str]) -> Classification | None:
     """Classify an advertisement by its local name and service UUIDs (full, any case)."""
     services = {uuid.lower() for uuid in service_uuids}
-    if op.THERMAL_SERVICE_UUID in services:
-        return DRIVERS["open-thermal"]
-    if op.PERCUSSION_SERVICE_UUID in services:
-        return DRIVERS["open-percussion"]
-    model = tg.model_for_name(name)
-    if model is not None:
-        if tg.MODELS[model].max_rpm is None:
-            return Classification(
-                "percussion",
-                None,
-                None,
-                f"Theragun {model.value}: its commands are not published",
-                model=f"Theragun {model.value}",
-            )
-        return Classification(
-            "percussion",
-            "theragun",
-            SafetyClass.HOST_TIMED,
-            DRIVERS["theragun"].reason,
-            model=f"Theragun {model.value}",
-        )
-    if hm.SERVICE_UUID in services:
-        return DRIVERS["heating-mat"]
-    if services & _PROBE_SERVICES:
-        return DRIVERS["sig-thermometer"]
+    for entry in registry.DRIVERS:
+        if services & entry.service_uuids:
+            return _classification(entry)
+        match = None if entry.match_name is None else entry.match_name(name)
+        if match is None:
+            continue
+        if match.undrivable is not None:
+            return Classification(entry.kind, None, None, match.undrivable, model=match.model)
+        return replace(_classification(entry), model=match.model)
     return None
 
 
 def classification_for_driver(driver: str) -> Classification:
     """The classification of a device whose driver is chosen by hand."""
-    try:
-        return DRIVERS[driver]
-    except KeyError:
-        raise DeviceError(
-            f"There is no driver called {driver!r}; use one of: {', '.join(DRIVERS)}."
-        ) from None
+    return _classification(registry.driver(driver))

@@ -11,7 +11,7 @@ Everything that measures therapy time takes a :class:`Clock` instead of calling
 BLE and network time-outs are *not* therapy time and stay in real time.
 
 The clock lives in ``drivers`` because it is the lowest layer that the controller and the
-simulators both import (DESIGN.md: simulators use drivers' codecs; the controller uses drivers).
+simulators both import (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations

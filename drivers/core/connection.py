@@ -6,13 +6,13 @@
 * connects through ``bleak_retry_connector.establish_connection`` with the chosen backend
   (a new ``BleakClient`` for every connection, never reused),
 * serialises GATT operations with one lock, gives each a real-time time-out and retries a
-  command that is not acknowledged (:data:`COMMAND_RETRIES`, SAFETY.md S4),
+  command that is not acknowledged (:data:`COMMAND_RETRIES`, S4 in docs/safety.md),
 * turns bleak's exceptions into :mod:`drivers.core.base` errors with a sentence that says what to
   do (ATT error codes named by the protocol's ``describe`` function),
 * tells its owner when the link drops without being asked to (``on_lost``).
 
-BLE time-outs here are real time, never the therapy clock (DESIGN.md). Every GATT write is
-logged at DEBUG.
+BLE time-outs here are real time, never the therapy clock (docs/architecture.md). Every GATT
+write is logged at DEBUG.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ logger = logging.getLogger(__name__)
 # A connection interval is 7.5 ms-4 s; 5 s covers a slow interval plus a retransmission.
 COMMAND_TIMEOUT_S = 5.0
 # A command not acknowledged is sent again this many times before DeviceTimeoutError
-# (SAFETY.md S4: "command not acknowledged after 2 retries").
+# (S4 in docs/safety.md: "command not acknowledged after 2 retries").
 COMMAND_RETRIES = 2
 # Real seconds between a failed attempt and its retry: lets a link that hiccupped recover.
 RETRY_PAUSE_S = 0.05

@@ -4,7 +4,7 @@
 cycle of :mod:`drivers.core.base`:
 
 * :meth:`~DriverBase.connect` -- connect (retrying), read Device Information and Battery, then
-  the family's set-up, which reads the device's state and sends OFF first (SAFETY.md S2);
+  the family's set-up, which reads the device's state and sends OFF first (S2 in docs/safety.md);
 * an unexpected link loss publishes the disconnected state at once (``connected`` False, so
   the session engine's supervisor sees it), stops lease renewals and polls, and reconnects
   with back-off; a reconnect runs the same set-up, so the output is OFF again and no step is

@@ -5,34 +5,22 @@
     device = await open_device("C0:DE:00:00:00:02", backend=backend, clock=clock)
     await device.connect()
 
-:func:`create_device` picks the class by the scan result's driver (or the one given by hand);
-:func:`open_device` first listens for the address, so the driver knows its advertised name and
-connects without scanning again. Neither connects.
+:func:`create_device` makes the object of the scan result's driver (or the one given by hand)
+as :mod:`drivers.registry` says; :func:`open_device` first listens for the address, so the
+driver knows its advertised name and connects without scanning again. Neither connects.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeAlias
-
-from drivers.codecs import heating_mat as hm
+from drivers import registry
 from drivers.core.backend import OS_BACKEND, BleBackend
 from drivers.core.base import DeviceError, DeviceNotFoundError
 from drivers.core.classify import classification_for_driver
 from drivers.core.clock import Clock
 from drivers.core.discovery import ScanResult, find
-
-if TYPE_CHECKING:
-    from drivers.core.device import DriverOptions
-    from drivers.heating_mat import HeatingMat
-    from drivers.open_percussion import OpenPercussionGun
-    from drivers.open_thermal import OpenThermalPad
-    from drivers.sig_probe import SigThermometer
-    from drivers.theragun import Theragun
+from drivers.registry import AnyDevice
 
 __all__ = ["AnyDevice", "create_device", "open_device"]
-
-AnyDevice: TypeAlias = "OpenThermalPad | OpenPercussionGun | Theragun | HeatingMat | SigThermometer"
-"""Every device class relieve has (the classes, and bleak, load when a device is made)."""
 
 
 def create_device(
@@ -60,30 +48,14 @@ def create_device(
             f"drive ({classification.reason}).",
             address=result.address,
         )
-    from drivers.heating_mat import HeatingMat
-    from drivers.open_percussion import OpenPercussionGun
-    from drivers.open_thermal import OpenThermalPad
-    from drivers.sig_probe import SigThermometer
-    from drivers.theragun import Theragun
-
-    common: DriverOptions = {
-        "name": result.name,
-        "backend": backend,
-        "clock": clock,
-        "ble_device": result.device,
-    }
-    match classification.driver:
-        case "open-thermal":
-            return OpenThermalPad(result.address, **common)
-        case "open-percussion":
-            return OpenPercussionGun(result.address, **common)
-        case "theragun":
-            return Theragun(result.address, **common)
-        case "heating-mat":
-            packet = hm.DEFAULT_INIT_PACKET if init_packet is None else init_packet
-            return HeatingMat(result.address, init_packet=packet, **common)
-        case _:
-            return SigThermometer(result.address, **common)
+    return registry.driver(classification.driver).create(
+        result.address,
+        init_packet=init_packet,
+        name=result.name,
+        backend=backend,
+        clock=clock,
+        ble_device=result.device,
+    )
 
 
 async def open_device(

@@ -1,6 +1,6 @@
 """What the host-timed drivers share: status polls, read-backs and the stuck-output check.
 
-A host-timed device (SAFETY.md: no lease) keeps its output on when the host goes away, so
+A host-timed device (docs/safety.md: no lease) keeps its output on when the host goes away, so
 relieve asks for its status on the injected clock: every ``busy_s`` while the output is on (a
 lost link or an output that does not stop is noticed within the S2 watchdog) and every
 ``idle_s`` when it is off (the vendor apps' keep-alive). After every command the driver reads

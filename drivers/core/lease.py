@@ -1,6 +1,6 @@
 """Keeping an open-profile output's lease alive: a renewal every second of clock time.
 
-While an output is ON the device holds a lease (SAFETY.md H4, at most 5 s) and turns the
+While an output is ON the device holds a lease (H4 in docs/safety.md, at most 5 s) and turns the
 output OFF by itself when no renewal arrives in time. :class:`LeaseKeeper` sends the renewals
 on the injected :class:`~drivers.core.clock.Clock` at absolute deadlines (``start + n * interval``,
 so delays do not accumulate), and reports the first renewal that fails. Once stopped it sends

@@ -3,7 +3,7 @@
 Both open-profile services (thermal and percussion, docs/gatt-profile.md) take every command on
 a Control Point, describe the device in a Capabilities characteristic read on connect, latch
 fault and event flags in their State, and need every ON renewed before its lease runs out
-(SAFETY.md H4). :class:`OpenProfileDevice` holds that logic; a service's driver names its
+(H4 in docs/safety.md). :class:`OpenProfileDevice` holds that logic; a service's driver names its
 UUIDs, decodes its own Capabilities and States, and says how its logs word things.
 """
 

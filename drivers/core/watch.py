@@ -1,4 +1,6 @@
-"""Pure checks on what a device reports: fault names, stuck outputs, telemetry stalls.
+"""Pure checks on what a device reports: status flags, stuck outputs, telemetry stalls.
+
+Fault names are :class:`drivers.core.faults.Fault`; what each means is the table there.
 
 Nothing here does I/O or reads a clock; the device classes feed in what they receive and the
 current clock time, and put the answers into their state's ``faults``. The session's last
@@ -11,12 +13,14 @@ from __future__ import annotations
 from typing import Final, Literal
 
 from drivers.codecs import open_profile as op
+from drivers.core.faults import Fault, unknown_flag_name
 
 __all__ = [
     "BEYOND_SETPOINT_C",
     "COASTING_SHARE",
     "COLD_ONLY_BELOW_C",
     "EVENT_NAMES",
+    "FLAG_FAULTS",
     "HEAT_ONLY_ABOVE_C",
     "LEASE_EXPIRED",
     "MOTOR_WATCH_S",
@@ -33,6 +37,7 @@ __all__ = [
     "flag_fault_names",
     "plate_beyond_setpoint",
     "stalled",
+    "status_flag_names",
 ]
 
 # How far (degC) a plate must move the wrong way after OFF before we call the output stuck:
@@ -48,26 +53,41 @@ COLD_ONLY_BELOW_C = 15.0
 # intervals (the open profile notifies every second), the S2 watchdog bound of 5 s.
 TELEMETRY_STALL_S = 5.0 * op.TELEMETRY_INTERVAL_S
 
-STUCK_OUTPUT: Final = "stuck-output"
-"""Fault name: an output that keeps driving after OFF."""
-LEASE_EXPIRED: Final = "lease-expired"
-"""Fault name: the lease of an output ran out (the device's latched flag, or the host's own
-count when it could not renew in time)."""
-NOT_ACKNOWLEDGED: Final = "not-acknowledged"
-"""Fault name: a command (a lease renewal, a poll) not acknowledged after the retries (S4)."""
+# The fault names the drivers share with the session runner (every name: Fault).
+STUCK_OUTPUT: Final = Fault.STUCK_OUTPUT
+LEASE_EXPIRED: Final = Fault.LEASE_EXPIRED
+NOT_ACKNOWLEDGED: Final = Fault.NOT_ACKNOWLEDGED
 
-_FLAG_NAMES: Final = {
-    op.StatusFlags.OVER_TEMPERATURE: "over-temperature",
-    op.StatusFlags.SENSOR_FAULT: "sensor-fault",
-    op.StatusFlags.STUCK_OUTPUT: STUCK_OUTPUT,
-    op.StatusFlags.SUPPLY_FAULT: "supply-fault",
-    op.StatusFlags.OVERLOAD: "overload",
-    op.StatusFlags.LEASE_EXPIRED: LEASE_EXPIRED,
-    op.StatusFlags.LINK_LOST: "link-lost",
-    op.StatusFlags.RUN_CAP_REACHED: "run-cap-reached",
-    op.StatusFlags.LOCAL_STOP: "local-stop",
+FLAG_FAULTS: Final = {
+    op.StatusFlags.OVER_TEMPERATURE: Fault.OVER_TEMPERATURE,
+    op.StatusFlags.SENSOR_FAULT: Fault.SENSOR_FAULT,
+    op.StatusFlags.STUCK_OUTPUT: Fault.STUCK_OUTPUT,
+    op.StatusFlags.SUPPLY_FAULT: Fault.SUPPLY_FAULT,
+    op.StatusFlags.OVERLOAD: Fault.OVERLOAD,
+    op.StatusFlags.LEASE_EXPIRED: Fault.LEASE_EXPIRED,
+    op.StatusFlags.LINK_LOST: Fault.LINK_LOST,
+    op.StatusFlags.RUN_CAP_REACHED: Fault.RUN_CAP_REACHED,
+    op.StatusFlags.LOCAL_STOP: Fault.LOCAL_STOP,
 }
+"""The fault name of each status flag of the open profile."""
 _FLAG_BITS: Final = 16
+
+
+def status_flag_names(flags: op.StatusFlags) -> tuple[str, ...]:
+    """The names of the status flags set in ``flags``, lowest bit first.
+
+    Known flags by :data:`FLAG_FAULTS`; unknown bits become ``fault-bit<n>`` (low byte) or
+    ``event-bit<n>`` (high byte), so a newer device's fault is never silently dropped.
+    """
+    names: list[str] = []
+    for bit in range(_FLAG_BITS):
+        value = 1 << bit
+        if not int(flags) & value:
+            continue
+        known = FLAG_FAULTS.get(op.StatusFlags(value))
+        fault = bool(value & int(op.FAULT_FLAGS))
+        names.append(unknown_flag_name(bit, fault=fault) if known is None else known)
+    return tuple(names)
 
 
 def flag_fault_names(flags: op.StatusFlags) -> frozenset[str]:
@@ -76,16 +96,7 @@ def flag_fault_names(flags: op.StatusFlags) -> frozenset[str]:
     Unknown bits become ``fault-bit<n>`` (low byte) or ``event-bit<n>`` (high byte), so a newer
     device's fault is never silently dropped.
     """
-    names = set()
-    for bit in range(_FLAG_BITS):
-        value = 1 << bit
-        if not int(flags) & value:
-            continue
-        name = _FLAG_NAMES.get(op.StatusFlags(value))
-        if name is None:
-            name = f"{'fault' if value & int(op.FAULT_FLAGS) else 'event'}-bit{bit}"
-        names.add(name)
-    return frozenset(names)
+    return frozenset(status_flag_names(flags))
 
 
 def stalled(

@@ -6,7 +6,8 @@ A :class:`SimulatedDevice` owns a bumble virtual controller, host and device on 
 that steps the device's firmware core on the injected :class:`~drivers.core.clock.Clock`, sends
 telemetry every :data:`TICK_S` clock seconds and state notifications on every change, and
 carries out the scheduled faults (link drops, refusing connections, notification loss and
-delay, a dying battery). Families implement the hooks of :class:`~.hooks.FamilyHooks`.
+delay, refused or unanswered writes, a dying battery). Families implement the hooks of
+:class:`~.hooks.FamilyHooks`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from simulators.catalog import DeviceSpec, FaultKind, SimulatorError
 from simulators.devices.gatt import (
     AttRefusal,
     GuardedServer,
+    NoAnswer,
     SimCharacteristic,
     advertising_data,
     make_bumble_device,
@@ -40,7 +42,13 @@ from simulators.devices.sig_services import (
     device_information_service,
 )
 from simulators.devices.state import DeviceState, StateCallback, Watchers
-from simulators.faults import FaultBook, FaultSpec, ScheduledFault, check_supported
+from simulators.faults import (
+    UNANSWERED_HOLD_S,
+    FaultBook,
+    FaultSpec,
+    ScheduledFault,
+    check_supported,
+)
 from simulators.radio import SimController, SimHost, detach_controller
 
 __all__ = ["ADVERTISING_INTERVAL_MS", "TICK_S", "SimulatedDevice"]
@@ -93,6 +101,8 @@ class SimulatedDevice(FamilyHooks):
         self._next_tick = math.inf
         self._battery_sent: int | None = None
         self._battery_characteristic: SimCharacteristic | None = None
+        # Writes left unanswered (an injected fault) wait on these until the link ends.
+        self._unanswered: set[asyncio.Future[None]] = set()
 
     # --- identity and state ----------------------------------------------------------------
 
@@ -219,6 +229,7 @@ class SimulatedDevice(FamilyHooks):
         whose waiter was cancelled. Tasks waiting on the clock or a peer are cancelled.
         """
         self._started = False
+        self._drop_unanswered()
         self._poke()
         radio = [t for t in self._tasks if t.get_name().endswith(_RADIO_TASKS)]
         if radio:
@@ -404,6 +415,7 @@ class SimulatedDevice(FamilyHooks):
         if connection in self._connections:
             self._connections.remove(connection)
         if not self._connections:
+            self._drop_unanswered()
             self._link_lost(self.clock.now())
         self._spawn(self._readvertise(), "adv")
         self._poke()
@@ -473,15 +485,42 @@ class SimulatedDevice(FamilyHooks):
 
         def write(value: bytes) -> None:
             now = self.clock.now()
-            code = self.faults.take_att_error(now)
-            if code is not None:
-                raise AttRefusal(code, "injected ATT error")
+            fault = self.faults.take_write_fault(now)
+            if fault is not None and fault.unanswered:
+                raise NoAnswer(self._leave_unanswered())
+            if fault is not None:
+                raise AttRefusal(fault.code, "injected ATT error")
             if not self._powered:
                 raise AttRefusal(_ATT_UNLIKELY_ERROR, "no power")
             handler(value, now)
             self._poke()
 
         return write
+
+    def _leave_unanswered(self) -> asyncio.Future[None]:
+        """A write that gets no answer: the future it waits on, cancelled when the link ends.
+
+        The central waits for the answer in real time, up to its command time-out, and retries.
+        A virtual clock would run through minutes of therapy time meanwhile (a lease running
+        out, a watchdog firing) where a real radio takes seconds; so it is held for
+        :data:`~simulators.faults.UNANSWERED_HOLD_S` real seconds, or until the link ends.
+        Other clocks ignore holds.
+        """
+        logger.info("%s: a write left unanswered (injected fault)", self.key)
+        loop = asyncio.get_running_loop()
+        until: asyncio.Future[None] = loop.create_future()
+        self._unanswered.add(until)
+        until.add_done_callback(self._unanswered.discard)
+        hold: asyncio.Future[None] = loop.create_future()
+        until.add_done_callback(lambda _: _resolve(hold))
+        loop.call_later(UNANSWERED_HOLD_S, _resolve, hold)
+        self.clock.hold(hold)
+        return until
+
+    def _drop_unanswered(self) -> None:
+        """The link ended: writes still unanswered end without an answer."""
+        for until in list(self._unanswered):
+            until.cancel()
 
     def _reader(self, handler: Callable[[float], bytes]) -> Callable[[], bytes]:
         """Wrap a family's read handler with the current clock time."""

@@ -14,6 +14,7 @@ import math
 from typing import Generic, TypeVar
 
 from drivers.codecs import open_profile as op
+from drivers.core.watch import status_flag_names
 from simulators.faults import FaultBook
 from simulators.physics import BatteryParams
 
@@ -26,14 +27,9 @@ StartT = TypeVar("StartT")
 
 
 def flag_names(flags: op.StatusFlags) -> tuple[str, ...]:
-    """Lower-case names of the set flags (unknown bits as ``bit<n>``)."""
-    names = []
-    for bit in range(16):
-        value = 1 << bit
-        if flags & value:
-            name = op.StatusFlags(value).name
-            names.append(name.lower() if name else f"bit{bit}")
-    return tuple(names)
+    """The set flags by the names the drivers give them (``lease-expired``, ``link-lost``;
+    unknown bits as ``fault-bit<n>`` / ``event-bit<n>``), lowest bit first."""
+    return tuple(str(name) for name in status_flag_names(flags))
 
 
 class SteppedFirmware(abc.ABC):

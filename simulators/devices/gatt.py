@@ -1,13 +1,13 @@
 """GATT server plumbing shared by every simulated device (the only place that bends bumble).
 
-bumble's GATT server does not enforce characteristic properties: a write to a read-only value
-raises inside a server task and the client waits for a response that never comes
-(PROTOCOLS.md section 5). Here every characteristic is a :class:`SimCharacteristic` that answers
+bumble's GATT server does not enforce characteristic properties: a write to a read-only value raises
+inside a server task and the client waits for a response that never comes
+(docs/simulation-backend.md). Here every characteristic is a :class:`SimCharacteristic` that answers
 a read or write it does not support with the proper ATT error, turns our refusals
 (:class:`AttRefusal`) into ATT Error Responses, and never lets an exception leave a request
 unanswered. :class:`GuardedServer` adds the pieces that need the request type: a Write Command
-(without response) to a characteristic without that property is dropped, as on a real device,
-and every ATT packet to and from the device can be held back by a per-packet link latency.
+(without response) to a characteristic without that property is dropped, as on a real device, and
+every ATT packet to and from the device can be held back by a per-packet link latency.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from bumble.host import Host
 __all__ = [
     "AttRefusal",
     "GuardedServer",
+    "NoAnswer",
     "SimCharacteristic",
     "advertising_data",
     "bumble_uuid",
@@ -70,6 +71,19 @@ class AttRefusal(Exception):  # noqa: N818 - it is the ATT answer, not an error 
         super().__init__(f"ATT error 0x{code:02X}{': ' + reason if reason else ''}")
         self.code = code
         self.reason = reason
+
+
+class NoAnswer(Exception):  # noqa: N818 - it is the (missing) ATT answer, not an error of ours
+    """Raised by a write handler: the write is never answered, so the central times out.
+
+    The request waits on ``until``, which nobody resolves: when it is cancelled (the link
+    ended, the device stopped) the request ends without an answer. Until then the central can
+    send no other request on the link (ATT allows one at a time).
+    """
+
+    def __init__(self, until: asyncio.Future[None]) -> None:
+        super().__init__("left unanswered")
+        self.until = until
 
 
 class SimCharacteristic(gatt.Characteristic[bytes]):
@@ -117,6 +131,10 @@ class SimCharacteristic(gatt.Characteristic[bytes]):
         logger.debug("GATT write %s <- %s", self.label, value.hex(" "))
         try:
             self._write(bytes(value))
+        except NoAnswer as silence:
+            logger.debug("write to %s left unanswered", self.label)
+            await silence.until  # only ever cancelled: then the request ends unanswered
+            raise asyncio.CancelledError from None  # never an answer, however the wait ended
         except AttRefusal as refusal:
             logger.debug("write to %s refused: %s", self.label, refusal)
             raise att.ATT_Error(refusal.code, self.handle) from refusal

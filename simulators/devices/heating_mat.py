@@ -1,6 +1,6 @@
 """A simulated BLE heating mat (service 0xFF01): auth first, then level and timer packets.
 
-The protocol is :mod:`drivers.codecs.heating_mat` (PROTOCOLS.md section 3): the host writes
+The protocol is :mod:`drivers.codecs.heating_mat` (docs/protocols.md): the host writes
 the init packet to 0xFF10, then value packets ``[v, 0xFF-v, v, 0xFF-v]`` to 0xFF20 (level
 0..7, or 0x12 = "report your state") and 0xFF30 (timer hours 0..12). The mat reports level
 and timer on 0xFF20/0xFF30 (read, notify) as ``[0xFF-v, v, 0xFF-v, v]``.

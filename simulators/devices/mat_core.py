@@ -1,6 +1,6 @@
 """The firmware of a simulated BLE heating mat, as pure state transitions.
 
-A level-only mat (PROTOCOLS.md section 3): level 0 = off, 1..7 heat the mat towards 36..42
+A level-only mat (docs/protocols.md): level 0 = off, 1..7 heat the mat towards 36..42
 degC; a timer of 1..12 hours switches it off by itself. It has no lease, no flags and no
 temperature report: it is host-timed, and it keeps heating when the phone goes away (that is
 why the host sets its timer as a backstop). It is mains powered: the battery stays full unless

@@ -21,7 +21,7 @@ __all__ = ["GUN_MAX_PPM", "GUN_MAX_RUN_CAP_S", "GUN_MIN_PPM", "OpenMassageGun"]
 # Speed range of the simulated gun: 1200 ppm (slowest setting of common guns) to 3200 ppm.
 GUN_MIN_PPM = 1200
 GUN_MAX_PPM = 3200
-# Longest device-side run cap the gun accepts: 20 minutes (above SAFETY.md M1's 18).
+# Longest device-side run cap the gun accepts: 20 minutes (above M1 in docs/safety.md's 18).
 GUN_MAX_RUN_CAP_S = 1200
 
 PERCUSSION_SERVICE = OpenService(

@@ -48,8 +48,9 @@ class DeviceState:
     run_time_s: float | None = None
     lease_remaining_s: float | None = None
     battery_pct: float = 100.0
+    # latched status flags, by the drivers' fault names (``lease-expired``: drivers.core.faults)
     flags: tuple[str, ...] = ()
-    faults: tuple[str, ...] = ()
+    faults: tuple[str, ...] = ()  # injected faults in force, by kind (``stuck_heater``)
     placed_under: str | None = None
 
     def to_json(self) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """A simulated Theragun Gen-4 PRO: speed frames in, status/version frames out (0xFFE0).
 
-Only the published protocol (PROTOCOLS.md section 2, :mod:`drivers.codecs.theragun`): set
+Only the published protocol (docs/protocols.md, :mod:`drivers.codecs.theragun`): set
 speed (0 = stop), status request (answered by a status notification on 0xFFE1), version
 request (write without response, answered by a version notification). The gun also sends a
 status notification whenever running or speed change. There is no lease and no device-side
