@@ -48,6 +48,38 @@ heat_celsius = 42
 cold_celsius = 12
 """
 
+# One minute of heat at 40 °C: short sessions through the CLI and the service.
+HEAT_MINUTE = """
+name = "heat-minute"
+title = "One minute of heat"
+kind = "heat"
+area = "lower-back"
+
+[heat]
+minutes = 1
+celsius = 40
+"""
+
+# Five minutes of massage over two areas: short gun sessions.
+MASSAGE_MINI = """
+name = "massage-mini"
+title = "Massage, five minutes"
+kind = "massage"
+area = "lower-back"
+
+[massage]
+minutes = 5
+speed = "medium"
+
+[[massage.areas]]
+name = "left-glute"
+seconds = 60
+
+[[massage.areas]]
+name = "right-glute"
+seconds = 60
+"""
+
 LIBRARY = ProfileLibrary(Path("/nonexistent-relieve-config"))
 WORLD = ("contrast-pad", "massage-gun", "skin-probe")
 ADDRESSES = {

@@ -21,22 +21,13 @@ import pytest
 from controller.ledger import Ledger
 from controller.library import ProfileLibrary
 from profiles.compiler import compile_plan
+from tests.session_harness import HEAT_MINUTE
 
 TIMEOUT_S = 60.0
 GUN = "C0:DE:00:00:00:04"  # the simulated massage gun's address
 NO_CONFIG = Path("/nonexistent-relieve-config")
 SPEED = "600"
 
-HEAT_MINUTE = """
-name = "heat-minute"
-title = "One minute of heat"
-kind = "heat"
-area = "lower-back"
-
-[heat]
-minutes = 1
-celsius = 40
-"""
 
 # 12 minutes of massage: three make 36 of the daily 45 (M4); a fourth would make 48.
 MASSAGE_TWELVE = """

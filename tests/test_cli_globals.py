@@ -21,22 +21,13 @@ from controller.cli import main
 from controller.cli.commands import build_parser
 from controller.ledger import Ledger
 from tests.profile_texts import CONTRAST, with_value
+from tests.session_harness import HEAT_MINUTE
 
 ROOT = Path(__file__).resolve().parent.parent
 RELIEVE = str(Path(sys.executable).parent / "relieve")
 HEAT_PAD = "C0:DE:00:00:00:02"
 PROBE = "C0:DE:00:00:00:07"
 
-HEAT_MINUTE = """
-name = "heat-minute"
-title = "One minute of heat"
-kind = "heat"
-area = "lower-back"
-
-[heat]
-minutes = 1
-celsius = 40
-"""
 
 # A command line of each command (and of each level of the nested ones).
 COMMANDS = (

@@ -72,7 +72,7 @@ from simulators.faults import (
 )
 from simulators.serve import event_line
 from simulators.world import SimWorld
-from tests.session_harness import CONTRAST_MINI, Bench, bench
+from tests.session_harness import CONTRAST_MINI, MASSAGE_MINI, Bench, bench
 from tests.test_drivers_harness import Sim, sim
 
 __all__ = ["sim"]
@@ -84,25 +84,6 @@ SHORT_COMMAND_TIMEOUT_S = 0.2
 # Clock seconds after the end of a session within which a lease device has turned itself off
 # (the open profile's default lease is 3 s).
 LEASE_RUNS_OUT_S = 5.0
-
-MASSAGE_MINI = """
-name = "massage-mini"
-title = "Massage, five minutes"
-kind = "massage"
-area = "lower-back"
-
-[massage]
-minutes = 5
-speed = "medium"
-
-[[massage.areas]]
-name = "left-glute"
-seconds = 60
-
-[[massage.areas]]
-name = "right-glute"
-seconds = 60
-"""
 
 
 # --- the table ---------------------------------------------------------------------------------

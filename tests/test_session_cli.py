@@ -17,22 +17,12 @@ import pytest
 
 from controller.cli import main
 from controller.ledger import Ledger, allowances
+from tests.session_harness import HEAT_MINUTE
 
 HEAT_PAD = "C0:DE:00:00:00:02"
 PROBE = "C0:DE:00:00:00:07"
 SPEED = "600"
 SUBPROCESS_TIMEOUT_S = 30.0
-
-HEAT_MINUTE = """
-name = "heat-minute"
-title = "One minute of heat"
-kind = "heat"
-area = "lower-back"
-
-[heat]
-minutes = 1
-celsius = 40
-"""
 
 
 @pytest.fixture

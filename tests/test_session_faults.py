@@ -29,6 +29,7 @@ from simulators.faults import (
 )
 from tests.session_harness import (
     CONTRAST_MINI,
+    MASSAGE_MINI,
     Bench,
     Stamped,
     assert_off,
@@ -42,24 +43,6 @@ from tests.session_harness import (
 # second of the pad's ON time), so the cold START is the first write after it.
 CONTRAST_OFF_GRID = CONTRAST_MINI.replace("_minutes = 2", "_minutes = 1.125")
 
-MASSAGE_MINI = """
-name = "massage-mini"
-title = "Massage, five minutes"
-kind = "massage"
-area = "lower-back"
-
-[massage]
-minutes = 5
-speed = "medium"
-
-[[massage.areas]]
-name = "left-glute"
-seconds = 60
-
-[[massage.areas]]
-name = "right-glute"
-seconds = 60
-"""
 
 PAD = "contrast-pad"
 PROBE = "skin-probe"

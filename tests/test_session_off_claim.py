@@ -20,7 +20,7 @@ from drivers.core.base import is_thermal
 from simulators.devices.percussion_core import GunCore
 from simulators.faults import StuckHeater
 from simulators.physics import step_gun
-from tests.session_harness import CONTRAST_MINI, Bench, assert_off, bench
+from tests.session_harness import CONTRAST_MINI, MASSAGE_MINI, Bench, assert_off, bench
 
 PAD = "contrast-pad"
 GUN = "massage-gun"
@@ -35,25 +35,6 @@ area = "lower-back"
 [heat]
 minutes = 2
 celsius = 42
-"""
-
-MASSAGE_MINI = """
-name = "massage-mini"
-title = "Massage, five minutes"
-kind = "massage"
-area = "lower-back"
-
-[massage]
-minutes = 5
-speed = "medium"
-
-[[massage.areas]]
-name = "left-glute"
-seconds = 60
-
-[[massage.areas]]
-name = "right-glute"
-seconds = 60
 """
 
 

@@ -36,22 +36,12 @@ from controller.session.supervisor import AskResume
 from profiles.health import CONDITION_IDS, HealthError
 from simulators.hci_server import HciServer
 from simulators.world import SimWorld
+from tests.session_harness import HEAT_MINUTE
 
 HEAT_PAD = "C0:DE:00:00:00:02"
 PROBE = "C0:DE:00:00:00:07"
 GUN = "C0:DE:00:00:00:04"
 SPEED = 600.0
-
-HEAT_MINUTE = """
-name = "heat-minute"
-title = "One minute of heat"
-kind = "heat"
-area = "lower-back"
-
-[heat]
-minutes = 1
-celsius = 40
-"""
 
 
 @dataclass
