@@ -287,3 +287,23 @@ async def test_a_history_that_stops_answering_ends_the_session_after_the_stall_l
         assert ledger.session(recorder.id).outcome == "aborted"
         with pytest.raises(RuntimeError):
             writer.heartbeat(ledger.now())
+
+
+async def test_a_phase_is_on_disk_before_it_is_announced_and_its_devices_go_on(
+    tmp_path: Path,
+) -> None:
+    # S3: a controller killed right after a phase began (its event seen, its pad ON) must leave
+    # that phase in the history, so recovery counts it
+    async with bench(tmp_path, devices=(HEAT_PAD,)) as b:
+        await b.bind(heat=HEAT_PAD)
+        runner = b.runner(b.plan_from(HEAT_TWO))
+        on_disk: list[list[str]] = []
+
+        def read_the_history() -> None:
+            with Ledger.open(b.ledger.data_dir, simulated=True) as other:
+                on_disk.append([p.mode for s in other.sessions() for p in s.phases])
+
+        b.when(lambda e: isinstance(e, PhaseChanged) and e.mode == "heat", read_the_history)
+        finished = await b.run(runner)
+    assert finished.outcome == "completed"
+    assert on_disk == [["heat"]]

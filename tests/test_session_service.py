@@ -36,9 +36,10 @@ from controller.session.supervisor import AskResume
 from profiles.health import CONDITION_IDS, HealthError
 from simulators.hci_server import HciServer
 from simulators.world import SimWorld
-from tests.session_harness import HEAT_MINUTE
+from tests.session_harness import CONTRAST_MINI, HEAT_MINUTE
 
 HEAT_PAD = "C0:DE:00:00:00:02"
+CONTRAST_PAD = "C0:DE:00:00:00:01"
 PROBE = "C0:DE:00:00:00:07"
 GUN = "C0:DE:00:00:00:04"
 SPEED = 600.0
@@ -353,3 +354,25 @@ def test_an_allowance_refusal_is_the_same_sentence_through_the_service_and_the_c
     times = re.compile(r"\d\d:\d\d")
     assert times.sub("HH:MM", err) == times.sub("HH:MM", f"relieve: {refused.value}\n")
     assert _rows(service_data) == _rows(cli_data)
+
+
+async def test_one_contrast_pad_named_for_heat_and_cold_plays_both(
+    tmp_path: Path, profile: Path
+) -> None:
+    contrast = tmp_path / "contrast.toml"
+    contrast.write_text(CONTRAST_MINI, encoding="utf-8")
+    request = SessionRequest(
+        profile=str(contrast),
+        roles={"heat": CONTRAST_PAD, "cold": CONTRAST_PAD.lower()},
+        simulate=True,
+        world=("contrast-pad",),
+        speed=SPEED,
+    )
+    seen: list[Event] = []
+    with Ledger.open(tmp_path / "data", simulated=True) as ledger:
+        session = _service(tmp_path).session(request, Person(), ledger)
+        session.subscribe(seen.append)
+        finished = await session.run()
+    assert finished.outcome == "completed", finished
+    started = next(e for e in seen if isinstance(e, SessionStarted))
+    assert started.devices["heat"] == started.devices["cold"]

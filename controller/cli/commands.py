@@ -91,9 +91,48 @@ def _profiles_validate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if getattr(args, "tui", False):
+        from tui import cli as tui_cmd
+
+        return tui_cmd.demo(args)
     from controller.cli import run as run_cmd
 
     return run_cmd.demo(args)
+
+
+def _tui(args: argparse.Namespace) -> int:
+    from tui import cli as tui_cmd
+
+    return tui_cmd.tui(args)
+
+
+def _add_tui_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tui = commands.add_parser(
+        "tui", help="the terminal UI: a session on one screen, with keys (docs/tui.md)"
+    )
+    tui.add_argument(
+        "profile",
+        metavar="PROFILE",
+        nargs="?",
+        help="a profile name or a .toml file; without it, a list of profiles to choose from",
+    )
+    for role in ("heat", "cold", "gun", "probe"):
+        tui.add_argument(
+            f"--{role}", metavar="ADDR", help=f"the {role} device's address, or 'manual'"
+        )
+    _add_simulation_options(tui)
+    tui.add_argument(
+        "--speed",
+        type=_speed,
+        metavar="N",
+        help="run time N times faster, 1-1000 (simulated devices only)",
+    )
+    tui.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm the precautions (fabric layer, awake, thin towel) without asking",
+    )
+    tui.set_defaults(handler=_tui)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -504,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--speed", type=_speed, metavar="N", help="time N times faster, 1-1000 (default 60)"
     )
+    demo.add_argument("--tui", action="store_true", help="show it in the terminal UI")
     demo.set_defaults(handler=_demo)
 
     profiles = commands.add_parser("profiles", help="list, show and check session profiles")
@@ -553,6 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_history_commands(commands)
     _add_device_commands(commands)
     _add_run_commands(commands)
+    _add_tui_command(commands)
     _add_health_commands(commands)
     _add_sim_commands(commands)
     return parser

@@ -87,6 +87,7 @@ class LedgerWriter:
         self._pending: collections.deque[float] = collections.deque()  # queued_at, oldest first
         self._mutex = threading.Lock()
         self._failure: str | None = None
+        self._last: asyncio.Future[None] | None = None  # the newest record's "written"
         self._reported = False
         self._closed = False
         self._done: concurrent.futures.Future[None] = concurrent.futures.Future()
@@ -130,6 +131,13 @@ class LedgerWriter:
         clause such as ``the history /d/ledger.sqlite3 cannot be written (database or disk is
         full)``."""
         return self._failure
+
+    async def flushed(self) -> None:
+        """Return once every record handed over so far is written (or failed: see
+        :attr:`failure`). A virtual clock stands still meanwhile."""
+        last = self._last
+        if last is not None and not last.done():
+            await asyncio.shield(last)
 
     def lag_s(self) -> float:
         """Real seconds the oldest record not yet written has waited (0 when all are written)."""
@@ -195,6 +203,7 @@ class LedgerWriter:
     def _put(self, write: Callable[[SessionRecorder], object], *, final: bool = False) -> None:
         job = _Job(write, time.monotonic(), self._loop.create_future(), final)
         self._clock.hold(job.written)
+        self._last = job.written
         with self._mutex:
             self._pending.append(job.queued_at)
         self._jobs.put(job)

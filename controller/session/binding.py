@@ -56,6 +56,7 @@ async def bind_devices(
     if unknown:
         raise BindingError(f"Unknown role {', '.join(unknown)}; the roles are {', '.join(ROLES)}.")
     manual: set[str] = set()
+    opened: dict[str, object] = {}  # address -> device: a contrast pad plays heat and cold
     for role in ROLES:
         value = roles.get(role)
         if value is None:
@@ -65,9 +66,14 @@ async def bind_devices(
                 raise BindingError("--probe takes a device address; a probe cannot be manual.")
             manual.add(role)
             continue
-        device = await open_device(value, backend=radio.backend, clock=clock)
-        _check_kind(role, device, value)
-        await device.connect()
+        device = opened.get(value.upper())
+        if device is None:
+            device = await open_device(value, backend=radio.backend, clock=clock)
+            _check_kind(role, device, value)
+            await device.connect()
+            opened[value.upper()] = device
+        else:
+            _check_kind(role, device, value)
         bound.assign(role, device)
     bound.manual = frozenset(manual)
     missing = [r for r in ("heat", "cold", "gun") if r in needed and roles.get(r) is None]

@@ -328,7 +328,10 @@ class SessionRunner:
         match action.kind:
             case "phase":
                 self._close_phase()
-                self._open_phase(action)
+                opened = self._open_phase(action)
+                # S3: the phase is on disk before it is announced and before its devices go ON
+                await self._recorded()
+                self._emit(opened)
             case "prompt":
                 self._emit(Prompt(t, action.text, action.due))
             case "notice":
@@ -338,29 +341,34 @@ class SessionRunner:
             case "end":
                 await self._release(_need(action.step, "step"))
 
-    def _open_phase(self, action: Action) -> None:
+    def _open_phase(self, action: Action) -> PhaseChanged:
+        """Open the action's phase (its record queued); the event that announces it."""
         phase = action.phase
         count = len(self.plan.phases)
         if phase is None:
             self._phase = None
-            self._emit(PhaseChanged(action.at, "off", index=count, count=count))
-            return
+            return PhaseChanged(action.at, "off", index=count, count=count)
         self._phase = phase
         self._phase_started_at = None
-        self._emit(
-            PhaseChanged(
-                action.at,
-                phase.mode,
-                duration_s=phase.duration_s,
-                celsius=phase.celsius,
-                rpm=phase.rpm,
-                area=phase.area,
-                label=phase.label or None,
-                index=action.phase_index,
-                count=count,
-            )
-        )
         self._continue_phase()
+        return PhaseChanged(
+            action.at,
+            phase.mode,
+            duration_s=phase.duration_s,
+            celsius=phase.celsius,
+            rpm=phase.rpm,
+            area=phase.area,
+            label=phase.label or None,
+            index=action.phase_index,
+            count=count,
+        )
+
+    async def _recorded(self) -> None:
+        """Wait until every record handed to the ledger so far is written (S3: nothing is
+        switched on before the phase it delivers is on disk). A write that fails ends the
+        session through the writer's failure report."""
+        if self._ledger is not None:
+            await self._ledger.flushed()
 
     def _continue_phase(self) -> None:
         """The open phase delivers from now on (it opened, or the session resumed)."""
@@ -453,6 +461,9 @@ class SessionRunner:
                 self._emit(Notice(self.session_time(), str(exc)))
 
     async def _reapply_active(self) -> None:
+        # At once, in the resume's own turn: a pad whose lease ran out during the pause reports
+        # OFF with lease-expired until the new START lands, and the supervisor must not see
+        # that as the pad turning itself off. (The resumed phase's record is queued first.)
         for device in self.devices.outputs():
             # each ON asks first: relieve may have stalled (or paused) since the resume
             if self._paused_at is not None or not self.supervisor.outputs_may_go_on():

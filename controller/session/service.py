@@ -145,6 +145,7 @@ class SessionRequest:
     world: Sequence[str] | None = None
     speed: float | None = None
     started_by: str = "cli"
+    clock: Clock | None = None
 
     @property
     def simulated(self) -> bool:
@@ -165,7 +166,14 @@ def precautions(plan: Plan) -> list[str]:
 
 
 def clock_for(request: SessionRequest) -> Clock:
-    """Real time, or faster for simulated devices; a bad speed is refused before anything."""
+    """Real time, or faster for simulated devices; a bad speed is refused before anything.
+    The request's own ``clock``, when it has one, is used as it is (simulated devices only)."""
+    if request.clock is not None:
+        if not request.simulated:
+            raise SessionError(
+                "relieve bug: a clock of its own is only for sessions on simulated devices"
+            )
+        return request.clock
     speed = request.speed
     # `not low <= speed <= high` refuses NaN too (every comparison with it is false)
     if speed is not None and not SPEED_MIN <= speed <= SPEED_MAX:

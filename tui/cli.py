@@ -1,0 +1,75 @@
+"""``relieve tui [PROFILE]`` and ``relieve demo --tui``: the terminal UI from the command line.
+
+What can be refused before the app starts (a bad ``--speed``, a profile that does not load)
+is refused here, with one sentence and exit 1; the rest is said in the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+from controller.cli.run import DEMO_DEVICES, DEMO_PROFILE, DEMO_SPEED
+from controller.ledger import Ledger
+from controller.library import ProfileLibrary
+from controller.session.service import ROLES, SessionRequest, SessionService, clock_for
+
+if TYPE_CHECKING:
+    from tui.app import RelieveApp
+
+__all__ = ["demo", "tui"]
+
+
+def _request(args: argparse.Namespace, profile: str) -> SessionRequest:
+    roles = {role: value for role in ROLES if (value := getattr(args, role, None)) is not None}
+    return SessionRequest(
+        profile=profile,
+        roles=roles,
+        simulate=bool(args.simulate),
+        simulator=args.simulator,
+        speed=args.speed,
+        started_by="tui",
+    )
+
+
+def tui(args: argparse.Namespace) -> int:
+    """``relieve tui [PROFILE] ...``"""
+    from tui.app import build_app
+
+    profile: str | None = args.profile
+    request = _request(args, profile or "")
+    clock_for(request)  # a bad --speed is refused before the app starts
+    library = ProfileLibrary(args.config_dir)
+    if profile is not None:
+        library.resolve(profile)  # a profile that does not load: its problems, exit 1
+    service = SessionService(library, config_dir=args.config_dir)
+    with Ledger.open(args.data_dir, simulated=request.simulated) as ledger:
+        app = build_app(
+            request, service=service, ledger=ledger, yes=bool(args.yes), start=profile is not None
+        )
+        return _after(app, app.run())
+
+
+def demo(args: argparse.Namespace) -> int:
+    """``relieve demo --tui``: the lower-back routine on simulated devices, at x60, in the UI."""
+    from tui.app import build_app
+
+    speed = DEMO_SPEED if args.speed is None else args.speed
+    request = SessionRequest(
+        profile=DEMO_PROFILE, simulate=True, world=DEMO_DEVICES, speed=speed, started_by="tui"
+    )
+    clock_for(request)
+    library = ProfileLibrary(args.config_dir)
+    service = SessionService(library, config_dir=args.config_dir)
+    with Ledger.open_temporary(simulated=True) as ledger:
+        app = build_app(request, service=service, ledger=ledger, yes=True)
+        return _after(app, app.run())
+
+
+def _after(app: RelieveApp, code: int | None) -> int:
+    """The app's screen is gone: say once more how the session ended (or why it did not)."""
+    summary = app.summary()
+    if summary:
+        print(f"relieve: {summary}", file=sys.stderr)
+    return app.exit_code() if code is None else code
