@@ -713,3 +713,32 @@ async def test_manual_control_stops_on_what_the_row_says_stops(
     assert str(stopped.value).startswith(policy.message(label)), stopped.value
     assert "Done" not in out.getvalue()
     assert not device.state.output_on  # OFF, as the device itself reports it
+
+
+@pytest.mark.parametrize(
+    ("at_s", "alarm"),
+    [
+        pytest.param(30.0, True, id="mid-run-is-a-fault"),
+        pytest.param(59.5, False, id="at-the-planned-end-is-the-plan"),
+    ],
+)
+async def test_a_gun_stopping_at_its_own_cap_is_a_fault_only_before_its_run_ends(
+    at_s: float, alarm: bool
+) -> None:
+    # the 18-minute extension leaves the gun's cap no room past the run: at the run's end the
+    # cap and the host's stop are due together, and whichever lands first is the plan
+    clock = VirtualClock()
+    async with _supervised("percussion", clock) as (supervisor, session, device, role):
+        step = _step("percussion")  # 60 s
+        supervisor.expect(role, step)
+        device.publish(_with(device.state, on=True, faults=set(), at=clock.now()))
+        while clock.now() < at_s:  # running, and saying so every second
+            await clock.advance(min(1.0, at_s - clock.now()))
+            device.publish(_with(device.state, on=True, faults=set(), at=clock.now()))
+        stopped = _with(device.state, on=False, faults={"run-cap-reached"}, at=clock.now())
+        device.publish(stopped)
+        if alarm:
+            policy = policy_for("run-cap-reached")
+            _acted(session, policy, "run-cap-reached", device.info.name, role)
+        else:
+            _nothing_done(session)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from controller.session.events import Notice, PhaseChanged, StateChanged
-from controller.session.runner import OFF_TIMEOUT_S, RUN_CAP_MARGIN_S
-from controller.session.schedule import gun_run_caps
+from controller.session.runner import OFF_TIMEOUT_S
+from controller.session.schedule import RUN_CAP_MARGIN_S, gun_run_caps
 from profiles.compiler import compile_plan
 from profiles.limits import HARD
 from tests.session_harness import (

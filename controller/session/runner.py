@@ -30,7 +30,13 @@ from controller.session.events import (
     SessionStarted,
     StateChanged,
 )
-from controller.session.schedule import Action, build_schedule, gun_run_caps
+from controller.session.schedule import (
+    RUN_CAP_MARGIN_REAL_S,
+    RUN_CAP_MARGIN_S,
+    Action,
+    build_schedule,
+    gun_run_caps,
+)
 from controller.session.supervisor import AskResume, Supervisor, Trouble
 from drivers.core.base import (
     DeviceError,
@@ -67,8 +73,6 @@ PRECONDITION_POLL_S = 1.0  # how often pre-conditioning looks at the plate (cloc
 # Ledger heartbeat (clock seconds; at least 0.5 s real when scaled); S3 adds it to the worst case.
 HEARTBEAT_S = 10.0
 HEARTBEAT_REAL_FLOOR_S = 0.5
-RUN_CAP_MARGIN_S = 2.0  # a gun's own run cap is this far past the host's stop (clock seconds)
-RUN_CAP_MARGIN_REAL_S = 0.5
 LEDGER_CHECK_S = 1.0  # real seconds between checks that the history keeps up (S3)
 
 

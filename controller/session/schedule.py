@@ -13,7 +13,15 @@ from typing import Literal
 from profiles.limits import Limits
 from profiles.plan import Phase, Plan, Step
 
-__all__ = ["HEADS_UP_S", "MASSAGE_WARNING_S", "Action", "build_schedule", "gun_run_caps"]
+__all__ = [
+    "HEADS_UP_S",
+    "MASSAGE_WARNING_S",
+    "RUN_CAP_MARGIN_REAL_S",
+    "RUN_CAP_MARGIN_S",
+    "Action",
+    "build_schedule",
+    "gun_run_caps",
+]
 
 HEADS_UP_S = 10.0  # prompts are shown this long before they are due
 MASSAGE_WARNING_S = 60.0  # the gun's hard stop is announced this long before it
@@ -86,6 +94,12 @@ def _massage_ends(plan: Plan) -> list[float]:
         if phase.mode == "massage":
             ends[phase.profile] = phase.end_s
     return sorted(ends.values())
+
+
+# A gun's own run cap is this far past the host's stop (clock seconds); under a scaled clock at
+# least RUN_CAP_MARGIN_REAL_S of real time, so jitter does not let the backstop win the race.
+RUN_CAP_MARGIN_S = 2.0
+RUN_CAP_MARGIN_REAL_S = 0.5
 
 
 def gun_run_caps(plan: Plan, margin_s: float, limits: Limits) -> dict[int, float]:

@@ -33,6 +33,7 @@ from typing import Literal, Protocol
 
 from controller.session.bindings import SessionDevices
 from controller.session.events import Alarm, Event, StateChanged, Telemetry
+from controller.session.schedule import RUN_CAP_MARGIN_REAL_S, RUN_CAP_MARGIN_S
 from drivers.core.base import (
     Percussion,
     PercussionState,
@@ -401,9 +402,18 @@ class Supervisor:
                 continue
             if policy.seen is Seen.STOPPED_BY_ITSELF and (on or not wanted_on):
                 continue  # an OFF relieve asked for, or already knows about
+            if name == Fault.RUN_CAP_REACHED and step is not None and self._at_run_end(step):
+                continue  # the gun's own cap and the host's stop, due together at the run's end
             self._act_on(policy, policy.message(device.info.name, name), role)
             return True
         return False
+
+    def _at_run_end(self, step: Step) -> bool:
+        """Whether the session is within the run-cap margin of ``step``'s planned end: a gun
+        whose cap has no room past the run (the 18-minute extension) may stop itself a moment
+        before the host's own stop arrives, which is the plan, not a fault."""
+        margin = at_least_real(self._runner.clock, RUN_CAP_MARGIN_S, RUN_CAP_MARGIN_REAL_S)
+        return self._runner.session_time() >= step.end_s - margin
 
     def _act_on(self, policy: FaultPolicy, message: str, role: str | None) -> None:
         """What the table says a fault means: its alarm (a high one ends the session with
