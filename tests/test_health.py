@@ -12,7 +12,7 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -527,29 +527,29 @@ def test_a_damaged_file_is_one_line_from_every_command(
 # --- relieve health (the questions) -------------------------------------------------------------
 
 
-def answers_from(texts: list[str]) -> Callable[[str], str]:
-    """An input function that answers the prompts from ``texts``, then reaches the end."""
-    replies: Iterator[str] = iter(texts)
-    prompts: list[str] = []
+class Answers:
+    """An input function that answers the prompts from ``texts``, then reaches the end; it
+    keeps the prompts it was shown."""
 
-    def ask(prompt: str) -> str:
-        prompts.append(prompt)
+    def __init__(self, texts: list[str]) -> None:
+        self._replies: Iterator[str] = iter(texts)
+        self.prompts: list[str] = []
+
+    def __call__(self, prompt: str) -> str:
+        self.prompts.append(prompt)
         try:
-            return next(replies)
+            return next(self._replies)
         except StopIteration:
             raise EOFError from None
-
-    ask.prompts = prompts  # type: ignore[attr-defined]
-    return ask
 
 
 def test_the_questions_come_after_the_notice_and_a_wrong_answer_is_asked_again() -> None:
     said: list[str] = []
-    ask = answers_from(["maybe", "y", "no", *["n"] * 13])
+    ask = Answers(["maybe", "y", "no", *["n"] * 13])
     answers = ask_questions(ask, said.append)
     assert said[0] == NOT_A_MEDICAL_DEVICE
     assert "Please answer y or n." in said
-    prompts: list[str] = ask.prompts  # type: ignore[attr-defined]
+    prompts = ask.prompts
     assert len(prompts) == len(CONDITIONS) + 1
     assert prompts[0] == prompts[1]
     assert prompts[0].startswith("(1/15) Do you have numbness")
@@ -561,7 +561,7 @@ def test_the_questions_save_every_answer_and_say_what_is_blocked(tmp_path: Path)
     out = io.StringIO()
     replies = ["y" if c.id in ("diabetic-neuropathy", "scoliosis") else "n" for c in CONDITIONS]
     args = argparse.Namespace(config_dir=tmp_path)
-    assert interactive(args, ask=answers_from(replies), out=out, terminal=True) == 0
+    assert interactive(args, ask=Answers(replies), out=out, terminal=True) == 0
     stored = load_answers(tmp_path)
     assert stored.answered
     assert stored.flags == {**all_no(), "diabetic-neuropathy": True, "scoliosis": True}
@@ -576,7 +576,7 @@ def test_the_questions_save_every_answer_and_say_what_is_blocked(tmp_path: Path)
 def test_stopping_half_way_saves_nothing(tmp_path: Path) -> None:
     args = argparse.Namespace(config_dir=tmp_path)
     with pytest.raises(RelieveError) as raised:
-        interactive(args, ask=answers_from(["n", "n", "y"]), out=io.StringIO(), terminal=True)
+        interactive(args, ask=Answers(["n", "n", "y"]), out=io.StringIO(), terminal=True)
     assert str(raised.value) == (
         "The health questions were not finished, so no answer was saved; run `relieve health` "
         "again to answer them."

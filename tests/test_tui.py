@@ -35,6 +35,7 @@ from simulators.world import SimWorld
 from tests.session_harness import CONTRAST_MINI, MASSAGE_MINI, assert_off
 from tui.app import Launch, RelieveApp, build_app
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.home import HomeScreen
 from tui.screens.session import REDRAWS_PER_S, SessionScreen
 
 # Separate heat and cold pads (one address may play one role), the probe under the heat pad.
@@ -401,7 +402,9 @@ async def test_the_home_screen_starts_the_selected_profile(tmp_path: Path) -> No
         await r.pilot.pause()
         assert r.app.session_screen is None
         profiles = r.app.screen.query_one(ListView)
-        names = r.app.screen.names  # type: ignore[attr-defined]
+        home = r.app.screen
+        assert isinstance(home, HomeScreen)
+        names = home.names
         assert "routine-lower-back" in names
         profiles.index = names.index("contrast-mini")
         await r.pilot.press("enter")
