@@ -26,7 +26,7 @@ from controller.library import default_config_dir
 from profiles.health import (
     CONDITION_IDS,
     HealthError,
-    HealthQuestionsNeeded,
+    HealthQuestionsNeededError,
     check,
     condition,
 )
@@ -40,7 +40,7 @@ __all__ = [
     "HealthDecision",
     "HealthError",
     "HealthFileError",
-    "HealthQuestionsNeeded",
+    "HealthQuestionsNeededError",
     "StoredAnswer",
     "check_health",
     "health_path",
@@ -334,7 +334,7 @@ def check_health(plan: Plan, config_dir: Path | None, *, simulated: bool) -> Hea
     * A condition answered yes that blocks a modality of the plan raises :class:`HealthError`
       (one sentence), for real and simulated devices alike.
     * On real devices the questions must have been answered once: otherwise
-      :class:`HealthQuestionsNeeded`. Nothing here answers them (``--yes`` does not either).
+      :class:`HealthQuestionsNeededError`. Nothing here answers them (``--yes`` does not either).
     * On simulated devices without the answers the session goes ahead, with one notice.
 
     A health file that cannot be read raises :class:`HealthFileError`, simulated or not: its
@@ -345,5 +345,5 @@ def check_health(plan: Plan, config_dir: Path | None, *, simulated: bool) -> Hea
     if stored.answered:
         return HealthDecision(warnings=warnings)
     if not simulated:
-        raise HealthQuestionsNeeded(QUESTIONS_NEEDED)
+        raise HealthQuestionsNeededError(QUESTIONS_NEEDED)
     return HealthDecision(warnings=warnings, notices=(NOT_ANSWERED_NOTICE,))

@@ -27,7 +27,7 @@ __all__ = [
     "Block",
     "Condition",
     "HealthError",
-    "HealthQuestionsNeeded",
+    "HealthQuestionsNeededError",
     "Modality",
     "assess",
     "blocked_now",
@@ -75,7 +75,7 @@ class HealthError(RelieveError):
         self.blocks = blocks
 
 
-class HealthQuestionsNeeded(HealthError):  # noqa: N818 (the name the session service uses)
+class HealthQuestionsNeededError(HealthError):
     """A session on real devices needs the health questions answered once first."""
 
 

@@ -41,7 +41,7 @@ from profiles.health import (
     NOT_A_MEDICAL_DEVICE,
     Condition,
     HealthError,
-    HealthQuestionsNeeded,
+    HealthQuestionsNeededError,
     Modality,
     assess,
     check,
@@ -633,12 +633,12 @@ def test_check_health(tmp_path: Path, plans: dict[str, Plan], state: str, simula
     if flagged:  # a yes that blocks: refused, real or simulated, answered or not
         with pytest.raises(HealthError) as raised:
             check_health(plan, tmp_path, simulated=simulated)
-        assert not isinstance(raised.value, HealthQuestionsNeeded)
+        assert not isinstance(raised.value, HealthQuestionsNeededError)
         assert str(raised.value).startswith("Contrast is blocked: you said you have Raynaud's")
     elif answered:
         assert check_health(plan, tmp_path, simulated=simulated) == HealthDecision()
     elif not simulated:
-        with pytest.raises(HealthQuestionsNeeded) as needed:
+        with pytest.raises(HealthQuestionsNeededError) as needed:
             check_health(plan, tmp_path, simulated=simulated)
         assert str(needed.value) == (
             "Answer the health questions once before a session on real devices: run "
@@ -684,7 +684,7 @@ def test_a_fresh_machine_runs_the_demo_unattended_and_writes_nothing(
     decision = check_health(plans["routine-lower-back"], None, simulated=True)
     assert decision.notices == (NOT_ANSWERED_NOTICE,)
     assert sorted(p.name for p in config_dir.iterdir()) == ["profiles"]
-    with pytest.raises(HealthQuestionsNeeded):
+    with pytest.raises(HealthQuestionsNeededError):
         check_health(plans["routine-lower-back"], None, simulated=False)
 
 

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +37,14 @@ from drivers.codecs import open_profile as op
 from simulators.devices.thermal_core import ThermalCore
 from simulators.faults import UnlatchedLease
 from tests.session_harness import CONTRAST_MINI, Bench, Stamped, assert_off, bench
+from tests.sim_processes import (
+    HEAT_PAD,
+    RELIEVE,
+    WARM_MINUTE,
+    json_lines,
+    sim_server,
+    wait_for,
+)
 
 PAD = "contrast-pad"
 FROZEN = "controller-frozen"  # the alarm's reason (docs/events.md)
@@ -277,23 +283,8 @@ async def test_a_lease_that_ran_out_while_relieve_stalled_is_never_renewed(
 
 # --- real processes, real time ---------------------------------------------------------------
 
-RELIEVE = str(Path(sys.executable).parent / "relieve")
-HEAT_PAD = "C0:DE:00:00:00:02"
-READY_S = 30.0  # real seconds to wait for the server, and for the heat phase to begin
 STOP_S = 15.0  # how long the controller is frozen (kill -STOP)
 END_S = 10.0  # real seconds the controller may take to end after it is continued
-
-WARM_MINUTE = """
-name = "warm-minute"
-title = "One warm minute"
-kind = "heat"
-area = "lower-back"
-
-[heat]
-minutes = 1
-celsius = 34
-"""
-# 34 °C is within 1 °C of the resting plate, so pre-heat ends at once.
 
 FORGETFUL_PAD = """
 name = "heat pad without a latched lease flag"
@@ -304,45 +295,10 @@ kind = "unlatched_lease"
 """
 
 
-def _lines(path: Path) -> list[dict[str, object]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
-
-
-def _wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = READY_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def forgetful_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    socket = tmp_path / "sim.sock"
-    events = tmp_path / "events.jsonl"
-    scenario = tmp_path / "forgetful.toml"
-    scenario.write_text(FORGETFUL_PAD)
-    with events.open("w") as out:
-        proc = subprocess.Popen(
-            [RELIEVE, "sim", "serve", "--socket", str(socket), "--scenario", str(scenario),
-             "--events-json"],
-            stdout=out,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-    try:
-        _wait_for(socket.exists, "the simulator server")
-        yield f"unix:{socket}", events
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with sim_server(tmp_path, FORGETFUL_PAD) as served:
+        yield served
 
 
 @pytest.mark.timeout(90)
@@ -364,14 +320,14 @@ def test_kill_stop_mid_heat_never_switches_the_heat_back_on(
         )  # fmt: skip
 
     def pad() -> list[dict[str, object]]:
-        return [e for e in _lines(events) if e["device"] == "heat-pad"]
+        return [e for e in json_lines(events) if e["device"] == "heat-pad"]
 
     def heating() -> bool:
-        phases = [e for e in _lines(session_out) if e.get("type") == "phase"]
+        phases = [e for e in json_lines(session_out) if e.get("type") == "phase"]
         return any(p.get("mode") == "heat" for p in phases) and any(e["on"] for e in pad())
 
     try:
-        _wait_for(heating, "the heat phase")
+        wait_for(heating, "the heat phase")
         os.kill(controller.pid, signal.SIGSTOP)
         time.sleep(STOP_S)
         seen_while_stopped = len(pad())
@@ -400,7 +356,7 @@ def test_kill_stop_mid_heat_never_switches_the_heat_back_on(
     # the controller ended by itself, soon, unattended: aborted, every device off, one sentence
     assert ended_s < END_S, "the controller did not end after it was continued"
     assert controller.returncode == 1
-    lines = _lines(session_out)
+    lines = json_lines(session_out)
     finished = lines[-1]
     assert finished["type"] == "finished"
     assert finished["outcome"] == "aborted"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from controller.cli.commands import main
-from controller.health import HealthQuestionsNeeded, load_answers, save_answers
+from controller.health import HealthQuestionsNeededError, load_answers, save_answers
 from controller.ledger import Ledger, SessionRecord
 from controller.ledger.allowances import AllowanceError
 from controller.library import ProfileLibrary
@@ -273,7 +273,7 @@ async def test_a_session_on_real_devices_needs_the_health_questions_answered(
     person = Person()
     with Ledger.open(tmp_path / "data") as ledger:
         session = _service(tmp_path).session(request, person, ledger)
-        with pytest.raises(HealthQuestionsNeeded, match="relieve health"):
+        with pytest.raises(HealthQuestionsNeededError, match="relieve health"):
             await session.run()
         assert ledger.sessions() == []
     assert person.asked == ["health questions"]  # it could not answer them

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from controller.health import HealthDecision, HealthQuestionsNeeded, check_health, save_answers
+from controller.health import HealthDecision, HealthQuestionsNeededError, check_health, save_answers
 from controller.ledger import DeviceInfo as LedgerDevice
 from controller.ledger import Ledger, SessionRecorder
 from controller.library import ProfileLibrary
@@ -342,7 +342,7 @@ class Session:
         config_dir, simulated = self.service.config_dir, self.request.simulated
         try:
             return check_health(draft, config_dir, simulated=simulated)
-        except HealthQuestionsNeeded:
+        except HealthQuestionsNeededError:
             answers = await self.person.health_answers()
             if answers is None:
                 raise
