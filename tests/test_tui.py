@@ -13,129 +13,32 @@ import os
 import re
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
 from textual.widgets import ListView, Static
 
 from controller.cli.commands import main
 from controller.cli.run import DEMO_DEVICES, DEMO_PROFILE, DEMO_SPEED
-from controller.ledger import Ledger
-from controller.library import ProfileLibrary
 from controller.session.events import Telemetry
-from controller.session.service import SessionError, SessionRequest, SessionService, clock_for
+from controller.session.service import SessionError, SessionRequest, clock_for
 from drivers.core.clock import VirtualClock
 from simulators.faults import SensorDrift
-from simulators.hci_server import HciServer
-from simulators.world import SimWorld
 from tests.session_harness import CONTRAST_MINI, MASSAGE_MINI, assert_off
-from tui.app import Launch, RelieveApp, build_app
+from tests.tui_rig import (
+    COLD_PAD,
+    GUN,
+    GUN_ROLE,
+    PAD,
+    PROBE,
+    outcomes,
+    output_off,
+    rig,
+)
+from tui.app import Launch, RelieveApp
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.home import HomeScreen
 from tui.screens.session import REDRAWS_PER_S, SessionScreen
-
-# Separate heat and cold pads (one address may play one role), the probe under the heat pad.
-PAD = "heat-pad"
-COLD_PAD = "cold-pad"
-PROBE = "skin-probe"
-GUN = "massage-gun"
-ADDRESSES = {"heat": "C0:DE:00:00:00:02", "cold": "C0:DE:00:00:00:03", "probe": "C0:DE:00:00:00:07"}
-GUN_ROLE = {"gun": "C0:DE:00:00:00:04"}
-STEP_S = 5.0  # clock seconds moved between looks at the app
-LOOKS = 400  # at most this many looks for a condition
-
-
-@dataclass
-class Rig:
-    app: RelieveApp
-    pilot: Pilot[int]
-    clock: VirtualClock
-    world: SimWorld
-    ledger: Ledger
-
-    @property
-    def screen(self) -> SessionScreen:
-        screen = self.app.session_screen
-        assert screen is not None
-        return screen
-
-    def text(self, selector: str) -> str:
-        widget = self.screen.query_one(selector, Static)
-        return str(widget.render()) if widget.display else ""
-
-    async def until(self, condition: Callable[[], bool], *, move_time: bool = True) -> None:
-        """Look at the app until ``condition`` holds; between looks the clock moves on while
-        the session runs (binding, on the simulator's socket, needs none)."""
-        for _ in range(LOOKS):
-            if condition():
-                await self.pilot.pause()  # the screen catches up
-                return
-            session = self.app.session
-            if move_time and session is not None and session.running:
-                await self.clock.advance(STEP_S)
-            else:
-                await self.pilot.pause()
-        raise AssertionError("the app never got there")
-
-    async def phase(self, mode: str) -> None:
-        def current() -> bool:
-            phase = self.screen.model.phase
-            return phase is not None and phase.mode == mode
-
-        await self.until(current)
-
-    async def finished(self) -> None:
-        await self.until(lambda: self.app.finished is not None and self.app.session is None)
-        await self.pilot.pause()
-
-
-@asynccontextmanager
-async def rig(
-    tmp_path: Path,
-    profile_text: str = CONTRAST_MINI,
-    *,
-    yes: bool = True,
-    start: bool = True,
-    roles: dict[str, str] = ADDRESSES,
-) -> AsyncIterator[Rig]:
-    """The app on a world of its own; ``start``: straight to the session of ``profile_text``
-    (a file), else the home screen (the profile is also the user's own, ``contrast-mini``)."""
-    clock = VirtualClock()
-    profile = tmp_path / "profile.toml"
-    profile.write_text(profile_text, encoding="utf-8")
-    config = tmp_path / "config"
-    (config / "profiles").mkdir(parents=True, exist_ok=True)
-    (config / "profiles" / "contrast-mini.toml").write_text(profile_text, encoding="utf-8")
-    world = SimWorld(clock=clock, devices=[PAD, COLD_PAD, PROBE, GUN])
-    world.place_probe(PAD, PROBE)
-    async with world, await HciServer.start(world.link, f"unix:{tmp_path / 'sim.sock'}") as hci:
-        request = SessionRequest(
-            profile=str(profile),
-            roles=roles,
-            simulator=hci.client_spec,
-            clock=clock,
-            started_by="test",
-        )
-        service = SessionService(ProfileLibrary(config), config_dir=config)
-        with Ledger.open(tmp_path / "data", simulated=True) as ledger:
-            app = build_app(request, service=service, ledger=ledger, yes=yes, start=start)
-            async with app.run_test(size=(80, 24)) as pilot:
-                yield Rig(app, pilot, clock, world, ledger)
-
-
-def _off(world: SimWorld, key: str) -> bool:
-    state = world.device(key).state
-    return not state.output_on and not (state.plate_c is not None and state.energised)
-
-
-def _outcomes(tmp_path: Path) -> list[str | None]:
-    """What the ledger recorded (read from the file, as another process would)."""
-    with Ledger.open(tmp_path / "data", simulated=True) as ledger:
-        return [s.outcome for s in ledger.sessions()]
 
 
 async def test_a_contrast_session_shows_its_phases_and_completes(
@@ -161,7 +64,7 @@ async def test_a_contrast_session_shows_its_phases_and_completes(
         assert "Every device is OFF" in r.text("#summary")
         assert_off(r.world, PAD)
         assert_off(r.world, COLD_PAD)
-        assert _outcomes(tmp_path) == ["completed"]
+        assert outcomes(tmp_path) == ["completed"]
 
 
 async def test_space_pauses_with_the_pad_off_and_resumes(tmp_path: Path) -> None:
@@ -170,7 +73,7 @@ async def test_space_pauses_with_the_pad_off_and_resumes(tmp_path: Path) -> None
         await r.until(lambda: r.world.pad(PAD).state.output_on)
         await r.pilot.press("space")
         await r.until(lambda: r.app.session is not None and r.app.session.paused, move_time=False)
-        await r.until(lambda: _off(r.world, PAD))  # the OFF reaches the pad
+        await r.until(lambda: output_off(r.world, PAD))  # the OFF reaches the pad
         assert_off(r.world, PAD)
         assert "PAUSED" in r.text("#title")
         phase = r.screen.model.phase
@@ -196,7 +99,7 @@ async def test_s_stops_with_every_device_off_and_the_ledger_says_stopped(tmp_pat
         assert r.app.finished.devices_off
         assert_off(r.world, PAD)
         assert "Session stopped (stopped by you)" in r.text("#summary")
-        assert _outcomes(tmp_path) == ["stopped"]
+        assert outcomes(tmp_path) == ["stopped"]
 
 
 async def test_ctrl_c_stops_the_session_then_quits(tmp_path: Path) -> None:
@@ -211,7 +114,7 @@ async def test_ctrl_c_stops_the_session_then_quits(tmp_path: Path) -> None:
         await r.pilot.press("ctrl+c")
         await r.pilot.pause()
         assert not r.app.is_running
-    assert _outcomes(tmp_path) == ["stopped"]
+    assert outcomes(tmp_path) == ["stopped"]
 
 
 async def test_q_during_a_session_asks_then_stops_it_before_the_app_exits(
@@ -236,7 +139,7 @@ async def test_q_during_a_session_asks_then_stops_it_before_the_app_exits(
         assert r.app.finished.devices_off
         assert_off(r.world, PAD)
         assert not r.world.pad(PAD).state.output_on
-    assert _outcomes(tmp_path) == ["stopped"]
+    assert outcomes(tmp_path) == ["stopped"]
 
 
 async def test_a_skin_over_temperature_shows_the_banner_until_acknowledged(
@@ -258,7 +161,7 @@ async def test_a_skin_over_temperature_shows_the_banner_until_acknowledged(
         await r.pilot.pause()
         assert r.text("#banner") == ""
         assert r.app.exit_code() == 1
-    assert _outcomes(tmp_path) == ["aborted"]
+    assert outcomes(tmp_path) == ["aborted"]
 
 
 async def test_a_plate_over_temperature_says_what_to_do_when_off_is_not_confirmed(
@@ -277,7 +180,7 @@ async def test_a_plate_over_temperature_says_what_to_do_when_off_is_not_confirme
         assert "NOT every device is confirmed OFF" in summary
         assert "unplug it" in summary
         assert not r.world.pad(PAD).state.output_on  # it took the OFF
-    assert _outcomes(tmp_path) == ["aborted"]
+    assert outcomes(tmp_path) == ["aborted"]
 
 
 async def test_a_refused_profile_is_one_sentence_in_the_app(tmp_path: Path) -> None:
@@ -291,7 +194,7 @@ async def test_a_refused_profile_is_one_sentence_in_the_app(tmp_path: Path) -> N
         assert "Traceback" not in summary
         assert r.app.session is None
         assert not r.world.pad(PAD).connected
-    assert _outcomes(tmp_path) == []
+    assert outcomes(tmp_path) == []
 
 
 async def test_precautions_are_asked_in_a_modal_and_no_starts_nothing(tmp_path: Path) -> None:
@@ -301,7 +204,7 @@ async def test_precautions_are_asked_in_a_modal_and_no_starts_nothing(tmp_path: 
         await r.until(lambda: r.app.refused is not None, move_time=False)
         assert "nothing was turned on" in (r.app.refused or "")
         assert not r.world.pad(PAD).state.output_on
-    assert _outcomes(tmp_path) == []
+    assert outcomes(tmp_path) == []
 
 
 _TEXT = re.compile(
@@ -376,7 +279,7 @@ async def test_ctrl_c_while_the_precautions_are_asked_starts_nothing(tmp_path: P
         assert not isinstance(r.app.screen, ConfirmScreen)
         assert r.app.is_running
         assert not r.world.pad(PAD).state.output_on
-    assert _outcomes(tmp_path) == []
+    assert outcomes(tmp_path) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
@@ -394,7 +297,7 @@ async def test_a_signal_stops_the_session_before_the_app_exits(
         assert r.app.finished.devices_off
         assert_off(r.world, PAD)
     assert r.app.handled_signals == []  # the handlers went with the app
-    assert _outcomes(tmp_path) == ["stopped"]
+    assert outcomes(tmp_path) == ["stopped"]
 
 
 async def test_the_home_screen_starts_the_selected_profile(tmp_path: Path) -> None:
@@ -415,7 +318,7 @@ async def test_the_home_screen_starts_the_selected_profile(tmp_path: Path) -> No
         await r.pilot.press("escape")  # back to the profiles
         await r.pilot.pause()
         assert r.app.screen.query_one(ListView) is not None
-    assert _outcomes(tmp_path) == ["stopped"]
+    assert outcomes(tmp_path) == ["stopped"]
 
 
 async def test_telemetry_cannot_flood_the_session_screen(tmp_path: Path) -> None:
@@ -491,7 +394,7 @@ async def test_the_gun_shows_its_speed_and_time_to_the_cap_and_e_stops_it(tmp_pa
         assert r.app.finished is not None
         assert (r.app.finished.outcome, r.app.finished.reason) == ("stopped", "emergency stop")
         assert not r.world.gun(GUN).state.output_on
-    assert _outcomes(tmp_path) == ["stopped"]
+    assert outcomes(tmp_path) == ["stopped"]
 
 
 def test_a_clock_of_its_own_is_only_for_simulated_devices() -> None:
