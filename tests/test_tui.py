@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.binding import Binding
 from textual.widgets import ListView, Static
 
 from controller.cli.commands import main
@@ -23,7 +24,7 @@ from controller.cli.run import DEMO_DEVICES, DEMO_PROFILE, DEMO_SPEED
 from controller.session.events import Telemetry
 from controller.session.service import SessionError, SessionRequest, clock_for
 from drivers.core.clock import VirtualClock
-from simulators.faults import SensorDrift
+from simulators.faults import RefuseConnections, SensorDrift
 from tests.session_harness import CONTRAST_MINI, MASSAGE_MINI, assert_off
 from tests.tui_rig import (
     COLD_PAD,
@@ -264,6 +265,17 @@ async def test_help_lists_every_key_and_the_safety_notes(tmp_path: Path, key: st
         help_text = str(r.app.screen.query_one("#help-text", Static).render())
         for needle in ("space", "emergency stop", "ctrl+c", "not a medical device", "fabric"):
             assert needle in help_text
+        # every key a footer shows is in the help
+        shown = [
+            b
+            for cls in (RelieveApp, SessionScreen, HomeScreen)
+            for b in cls.BINDINGS
+            if isinstance(b, Binding) and b.show
+        ]
+        keys = {b.key_display or k for b in shown for k in b.key.split(",")}
+        for name in keys - {"question_mark"}:
+            # in a key column: two spaces (or the line's start) before, two or more after
+            assert re.search(rf"(^|\s\s){re.escape(name)}\s\s", help_text, re.MULTILINE), name
         assert "thin towel" in help_text
         await r.pilot.press("escape")
         await r.pilot.press("s")
@@ -402,3 +414,42 @@ def test_a_clock_of_its_own_is_only_for_simulated_devices() -> None:
     assert clock_for(SessionRequest(profile="heat-soak", simulate=True, clock=clock)) is clock
     with pytest.raises(SessionError, match="simulated devices"):
         clock_for(SessionRequest(profile="heat-soak", clock=clock))
+
+
+async def test_a_link_lost_past_its_grace_asks_to_resume_in_a_modal(tmp_path: Path) -> None:
+    # the TUI is attended even with --yes (it confirms the precautions only): the person is asked
+    async with rig(tmp_path) as r:
+        await r.phase("heat")
+        await r.until(lambda: r.world.pad(PAD).state.output_on)
+        r.world.inject(PAD, RefuseConnections(at=1, duration=20, hide=True))
+        await r.until(lambda: isinstance(r.app.screen, ConfirmScreen))
+        question = r.app.screen
+        assert isinstance(question, ConfirmScreen)
+        assert "Resume when it is back?" in question.text
+        assert_off(r.world, PAD)  # paused, every output OFF, while the person is asked
+        await r.clock.advance(40)  # the pad advertises again and the link comes back
+        await r.pilot.pause()
+        assert not r.world.pad(PAD).state.output_on  # nothing resumes before the answer
+        await r.pilot.press("y")
+        await r.until(lambda: r.world.pad(PAD).state.output_on)  # the heat is back on
+        assert r.app.session is not None
+        assert r.app.session.running
+        await r.pilot.press("s")
+        await r.finished()
+        assert_off(r.world, PAD)
+    assert outcomes(tmp_path) == ["stopped"]
+
+
+async def test_no_to_resume_ends_the_session_with_every_device_off(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.phase("heat")
+        await r.until(lambda: r.world.pad(PAD).state.output_on)
+        r.world.inject(PAD, RefuseConnections(at=1, duration=20, hide=True))
+        await r.until(lambda: isinstance(r.app.screen, ConfirmScreen))
+        await r.pilot.press("n")
+        await r.finished()
+        assert r.app.finished is not None
+        assert r.app.finished.outcome == "stopped"
+        assert "was lost for more than 10 s" in r.text("#summary")
+        assert_off(r.world, PAD)
+        assert_off(r.world, COLD_PAD)

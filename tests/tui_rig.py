@@ -89,6 +89,7 @@ async def rig(
     yes: bool = True,
     start: bool = True,
     roles: dict[str, str] = ADDRESSES,
+    lift: tuple[str, ...] = (),
 ) -> AsyncIterator[Rig]:
     """The app on a world of its own; ``start``: straight to the session of ``profile_text``
     (a file), else the home screen (the profile is also the user's own, ``contrast-mini``)."""
@@ -106,13 +107,26 @@ async def rig(
             roles=roles,
             simulator=hci.client_spec,
             clock=clock,
+            lift=lift,
             started_by="test",
         )
         service = SessionService(ProfileLibrary(config), config_dir=config)
         with Ledger.open(tmp_path / "data", simulated=True) as ledger:
             app = build_app(request, service=service, ledger=ledger, yes=yes, start=start)
             async with app.run_test(size=(80, 24)) as pilot:
-                yield Rig(app, pilot, clock, world, ledger)
+                try:
+                    yield Rig(app, pilot, clock, world, ledger)
+                finally:
+                    # a test that failed mid-session: stop it (every device OFF) before its
+                    # simulator goes away, so the failure is the test's, not the teardown's
+                    session = app.session
+                    if session is not None:
+                        session.stop("the test ended")
+                        for _ in range(LOOKS):
+                            if app.session is None:
+                                break
+                            await clock.advance(1)
+                            await pilot.pause()
 
 
 def output_off(world: SimWorld, key: str) -> bool:

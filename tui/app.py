@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import signal
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
 
 from controller.ledger import Ledger
 from controller.session.events import Event, Finished, SessionStarted, Telemetry
@@ -22,7 +25,10 @@ from controller.session.service import Session, SessionRequest, SessionService
 from profiles.errors import RelieveError
 from tui.model import SessionModel
 from tui.person import TuiPerson
+from tui.screens.devices import DevicesScreen
+from tui.screens.health import HealthScreen
 from tui.screens.help import HelpScreen
+from tui.screens.history import HistoryScreen
 from tui.screens.home import HomeScreen
 from tui.screens.session import SessionScreen
 
@@ -57,7 +63,7 @@ def one_sentence(exc: BaseException) -> str:
 class RelieveApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "relieve"
-    ENABLE_COMMAND_PALETTE = False
+    ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+c", "interrupt", "Stop", priority=True),
         Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
@@ -85,7 +91,17 @@ class RelieveApp(App[int]):
         if self.start_at_once:
             self.start_session(self.launch.request.profile)
         else:
-            self.push_screen(HomeScreen(self.launch.service.library, self.start_session))
+            request = self.launch.request
+            self.push_screen(
+                HomeScreen(
+                    self.launch.service,
+                    self.launch.ledger,
+                    self.start_session,
+                    roles=lambda: self.launch.request.roles,
+                    extend=request.extend,
+                    lift=request.lift,
+                )
+            )
 
     def on_unmount(self) -> None:
         loop = asyncio.get_running_loop()
@@ -199,6 +215,56 @@ class RelieveApp(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    # --- the other screens and the command palette -------------------------------------------
+
+    def action_devices(self) -> None:
+        """The devices in range, and which plays which role in the next session."""
+        if self.session is not None:
+            self.notify(
+                "The devices can be scanned and assigned when no session runs; stop it first.",
+                severity="warning",
+            )
+            return
+        if not isinstance(self.screen, DevicesScreen):
+            self.push_screen(DevicesScreen(self.launch.request, self._assign))
+
+    def _assign(self, roles: Mapping[str, str]) -> None:
+        launch = self.launch
+        request = dataclasses.replace(launch.request, roles=dict(roles))
+        self.launch = dataclasses.replace(launch, request=request)
+
+    def action_history(self) -> None:
+        if not isinstance(self.screen, HistoryScreen):
+            self.push_screen(HistoryScreen(self.launch.ledger))
+
+    def action_health(self) -> None:
+        if not isinstance(self.screen, HealthScreen):
+            self.push_screen(HealthScreen(self.launch.service.config_dir))
+
+    def _start_from_palette(self, profile: str) -> None:
+        if self.session is not None:
+            self.notify(
+                "A session is running; stop it before starting another.", severity="warning"
+            )
+            return
+        self.start_session(profile)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """ctrl+p: start a profile, scan, history, health, help; then Textual's own."""
+        for name, loaded in self.launch.service.library.all().items():
+            yield SystemCommand(
+                f"Start {loaded.profile.title} ({name})",
+                "Run this profile: the precautions are asked first",
+                functools.partial(self._start_from_palette, name),
+            )
+        yield SystemCommand("Scan devices", "What is in range; assign roles", self.action_devices)
+        yield SystemCommand(
+            "History", "Past sessions and today's totals; export", self.action_history
+        )
+        yield SystemCommand("Health questions", "Answer, review or change them", self.action_health)
+        yield SystemCommand("Help", "Every key, and the safety notes", self.action_help)
+        yield from super().get_system_commands(screen)
 
 
 def build_app(

@@ -10,10 +10,10 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from controller.cli.run import DEMO_DEVICES, DEMO_PROFILE, DEMO_SPEED
+from controller.cli.run import DEMO_DEVICES, DEMO_PROFILE, DEMO_SPEED, session_request
 from controller.ledger import Ledger
 from controller.library import ProfileLibrary
-from controller.session.service import ROLES, SessionRequest, SessionService, clock_for
+from controller.session.service import SessionRequest, SessionService, clock_for
 
 if TYPE_CHECKING:
     from tui.app import RelieveApp
@@ -21,24 +21,12 @@ if TYPE_CHECKING:
 __all__ = ["demo", "tui"]
 
 
-def _request(args: argparse.Namespace, profile: str) -> SessionRequest:
-    roles = {role: value for role in ROLES if (value := getattr(args, role, None)) is not None}
-    return SessionRequest(
-        profile=profile,
-        roles=roles,
-        simulate=bool(args.simulate),
-        simulator=args.simulator,
-        speed=args.speed,
-        started_by="tui",
-    )
-
-
 def tui(args: argparse.Namespace) -> int:
     """``relieve tui [PROFILE] ...``"""
     from tui.app import build_app
 
     profile: str | None = args.profile
-    request = _request(args, profile or "")
+    request = session_request(args, started_by="tui", profile=profile or "")
     clock_for(request)  # a bad --speed is refused before the app starts
     library = ProfileLibrary(args.config_dir)
     if profile is not None:

@@ -321,7 +321,7 @@ class SessionModel:
         done = self.finished
         if done is None:
             return self.refusal
-        reason = f" ({done.reason})" if done.reason else ""
+        reason = f" ({done.reason.rstrip('.')})" if done.reason else ""
         if done.devices_off:
             off = "Every device is OFF."
         else:

@@ -132,6 +132,7 @@ def _add_tui_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         action="store_true",
         help="confirm the precautions (fabric layer, awake, thin towel) without asking",
     )
+    _add_allowance_options(tui)
     tui.set_defaults(handler=_tui)
 
 
@@ -169,19 +170,25 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         action="store_true",
         help="confirm the precautions (fabric layer, awake, thin towel) for an unattended run",
     )
-    run.add_argument(
+    _add_allowance_options(run)
+    run.set_defaults(handler=_run)
+
+
+def _add_allowance_options(parser: argparse.ArgumentParser) -> None:
+    """``--extend`` and ``--override-allowance``, as ``relieve run`` and ``relieve tui`` take
+    them."""
+    parser.add_argument(
         "--extend",
         action="store_true",
         help="the one-a-day massage extension: 3 more minutes, 18 at most (M1), confirmed",
     )
-    run.add_argument(
+    parser.add_argument(
         "--override-allowance",
         nargs="*",
         metavar="RULE",
         help="lift the daily allowance rules (H5 H6 C2 M1 M4; all when none is named); never a "
         "temperature or duration limit; recorded in the ledger",
     )
-    run.set_defaults(handler=_run)
 
 
 def _history(args: argparse.Namespace) -> int:

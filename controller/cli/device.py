@@ -170,10 +170,12 @@ async def run_scan(
     args: argparse.Namespace, *, clock: Clock, out: TextIO, radio: Radio | None = None
 ) -> int:
     """List the devices in range (only those relieve can drive, unless ``--all``)."""
-    from drivers.core import discovery
+    from controller.session.scan import scan_radio
 
     async with _radio(args, clock, radio) as opened:
-        results = await discovery.scan(opened.backend, timeout_s=args.timeout)
+        # --timeout is real seconds, whatever clock a simulated world runs on
+        report = await scan_radio(opened, timeout_s=args.timeout, clock=MonotonicClock())
+    results = report.results
     shown = [r for r in results if args.all or r.supported]
     if args.json:
         json.dump([r.to_json() for r in shown], out, indent=2)

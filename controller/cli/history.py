@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import re
 import sys
 from collections.abc import Callable
 from datetime import datetime, time, timedelta, tzinfo
-from typing import IO, Any
+from typing import IO
 
 from controller.ledger import Ledger, SessionRecord, allowances, default_data_dir
+from controller.ledger.export import (
+    CSV_COLUMNS,
+    injury_line,
+    length_text,
+    session_flags,
+    session_json,
+    today_summary,
+    write_csv,
+    write_json,
+)
 from profiles.errors import RelieveError
 from profiles.limits import HARD
 
@@ -24,23 +32,6 @@ __all__ = [
     "parse_time",
     "session_json",
 ]
-
-CSV_COLUMNS = (
-    "id",
-    "profile",
-    "kind",
-    "started_at",
-    "ended_at",
-    "duration_seconds",
-    "outcome",
-    "heat_seconds",
-    "cold_seconds",
-    "massage_seconds",
-    "alarms",
-    "overrides",
-    "extended",
-    "simulated",
-)
 
 _AREA = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # the profiles' area names (lower-back)
 _CLOCK_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
@@ -84,17 +75,16 @@ def history(
         since = allowances.day_start(today, tz) if args.today else None
         sessions = ledger.sessions(since)
         if args.json:
-            json.dump([session_json(s, tz) for s in sessions], out, indent=2, ensure_ascii=False)
-            out.write("\n")
+            write_json(sessions, out, tz)
             return 0
         if args.csv:
-            _write_csv(sessions, out, tz)
+            write_csv(sessions, out, tz)
             return 0
         exposure = ledger.exposure(today)
         injuries = ledger.injuries(current - timedelta(seconds=HARD.acute_window_max_s))
-        out.write(_summary(exposure, current, tz))
+        out.write(today_summary(exposure, current, tz))
         for injury in injuries:
-            out.write(_acute_line(injury.area, injury.at, current, tz) + "\n")
+            out.write(injury_line(injury.area, injury.at, current, tz) + "\n")
         out.write("\n")
         if args.simulated:
             out.write("Simulated devices: these minutes never count against real exposure.\n")
@@ -107,140 +97,19 @@ def history(
     return 0
 
 
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f}".removesuffix(".0") + " min"
-
-
-def _clock(seconds: float) -> str:
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def _local(moment: datetime, tz: tzinfo | None) -> datetime:
-    return moment.astimezone(tz)
-
-
-def _summary(exposure: allowances.Exposure, now: datetime, tz: tzinfo | None) -> str:
-    day = _local(now, tz)
-    totals = ", ".join(f"{m} {_minutes(exposure.of(m))}" for m in allowances.MODALITIES)
-    lines = [f"Today, {day:%a} {day.day} {day:%b}: {totals}"]
-    width = max((len(a) for a in exposure.areas), default=0)
-    for area in exposure.areas:
-        parts = [
-            f"{m} {_minutes(exposure.of(m, area))}"
-            for m in allowances.MODALITIES
-            if exposure.of(m, area) > 0
-        ]
-        lines.append(f"  {area:<{width}}  " + ", ".join(parts))
-    return "\n".join(lines) + "\n"
-
-
-def _acute_line(area: str, at: datetime, now: datetime, tz: tzinfo | None) -> str:
-    no_heat = at + timedelta(seconds=HARD.acute_no_heat_s)
-    cold_only = at + timedelta(seconds=HARD.acute_window_max_s)
-    if no_heat > now:
-        return (
-            f"Injury on {area} {allowances.when_text(at, now, tz)}: no heat or contrast on "
-            f"{area} until {allowances.moment_text(no_heat, now, tz)}; cold only until "
-            f"{allowances.moment_text(cold_only, now, tz)}."
-        )
-    return (
-        f"Injury on {area} {allowances.when_text(at, now, tz)}: heat is allowed again; the "
-        f"guidance is cold only until {allowances.moment_text(cold_only, now, tz)}."
-    )
-
-
 def _session_line(session: SessionRecord, tz: tzinfo | None) -> str:
-    start = _local(session.started_at, tz)
-    length = "running" if session.duration_s is None else _clock(session.duration_s)
-    flags = []
-    if session.extended:
-        flags.append("extended")
-    if session.overrides:
-        flags.append("overrode " + ", ".join(session.overrides))
+    start = session.started_at.astimezone(tz)
+    length = "running" if session.duration_s is None else length_text(session.duration_s)
+    flags = session_flags(session)
     extra = f"  ({'; '.join(flags)})" if flags else ""
     lines = [
         f"{session.id:>4}  {start:%a %Y-%m-%d %H:%M}  {length:>7}  {session.outcome:<11}  "
         f"{session.profile}{extra}"
     ]
     for alarm in session.alarms:
-        at = _local(alarm.at, tz)
+        at = alarm.at.astimezone(tz)
         lines.append(f"{'':>6}! {alarm.limit_id} {alarm.priority} {at:%H:%M}: {alarm.message}")
     return "\n".join(lines) + "\n"
-
-
-def _iso(moment: datetime | None, tz: tzinfo | None) -> str | None:
-    return None if moment is None else _local(moment, tz).isoformat(timespec="seconds")
-
-
-def session_json(session: SessionRecord, tz: tzinfo | None = None) -> dict[str, Any]:
-    """One session as a JSON object (times in local time with their offset)."""
-    seconds = allowances.delivered_seconds(session)
-    return {
-        "id": session.id,
-        "profile": session.profile,
-        "kind": session.kind,
-        "started_at": _iso(session.started_at, tz),
-        "ended_at": _iso(session.ended_at, tz),
-        "duration_seconds": session.duration_s,
-        "outcome": session.outcome,
-        "simulated": session.simulated,
-        "extended": session.extended,
-        "overrides": list(session.overrides),
-        "exposure_seconds": {m: round(s, 3) for m, s in seconds.items()},
-        "devices": {
-            role: {"address": d.address, "name": d.name, "driver": d.driver}
-            for role, d in session.devices.items()
-        },
-        "alarms": [
-            {
-                "limit": a.limit_id,
-                "priority": a.priority,
-                "message": a.message,
-                "at": _iso(a.at, tz),
-            }
-            for a in session.alarms
-        ],
-        "phases": [
-            {
-                "mode": p.mode,
-                "area": p.area,
-                "celsius": p.celsius,
-                "rpm": p.rpm,
-                "started_at": _iso(p.started_at, tz),
-                "ended_at": _iso(allowances.phase_end(p, session), tz),
-                "estimated": p.estimated or p.ended_at is None,
-            }
-            for p in session.phases
-        ],
-    }
-
-
-def _write_csv(sessions: list[SessionRecord], out: IO[str], tz: tzinfo | None) -> None:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for session in sessions:
-        seconds = allowances.delivered_seconds(session)
-        writer.writerow(
-            (
-                session.id,
-                session.profile,
-                session.kind,
-                _iso(session.started_at, tz),
-                _iso(session.ended_at, tz) or "",
-                "" if session.duration_s is None else f"{session.duration_s:g}",
-                session.outcome,
-                f"{seconds['heat']:g}",
-                f"{seconds['cold']:g}",
-                f"{seconds['massage']:g}",
-                " ".join(a.limit_id for a in session.alarms),
-                " ".join(session.overrides),
-                int(session.extended),
-                int(session.simulated),
-            )
-        )
 
 
 # --- relieve injury add -------------------------------------------------------------------------
@@ -271,7 +140,7 @@ def parse_time(text: str, now: datetime, tz: tzinfo | None = None) -> datetime:
         ) from None
     if moment > now:
         raise TimeError(
-            f"{_local(moment, tz):%Y-%m-%d %H:%M} is in the future; give the time the injury "
+            f"{moment.astimezone(tz):%Y-%m-%d %H:%M} is in the future; give the time the injury "
             "happened."
         )
     return moment

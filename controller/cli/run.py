@@ -133,10 +133,17 @@ async def _read_line(prompt: str) -> str:
         loop.remove_reader(fd)
 
 
-def _request(args: argparse.Namespace, *, world: Sequence[str] | None = None) -> SessionRequest:
+def session_request(
+    args: argparse.Namespace,
+    *,
+    world: Sequence[str] | None = None,
+    started_by: str = "cli",
+    profile: str | None = None,
+) -> SessionRequest:
+    """The request the command line's options make (``relieve run``, ``demo`` and ``tui``)."""
     roles = {role: value for role in ROLES if (value := getattr(args, role, None)) is not None}
     return SessionRequest(
-        profile=args.profile,
+        profile=args.profile if profile is None else profile,
         roles=roles,
         extend=bool(getattr(args, "extend", False)),
         lift=_lift(getattr(args, "override_allowance", None)),
@@ -144,7 +151,7 @@ def _request(args: argparse.Namespace, *, world: Sequence[str] | None = None) ->
         simulator=args.simulator,
         world=world,
         speed=args.speed,
-        started_by="cli",
+        started_by=started_by,
     )
 
 
@@ -197,7 +204,7 @@ def _exit_code(finished: Finished) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """``relieve run PROFILE ...``"""
-    request = _request(args)
+    request = session_request(args)
     clock_for(request)  # a bad --speed is refused before anything is opened or asked
     service = SessionService(ProfileLibrary(args.config_dir), config_dir=args.config_dir)
     emit: Callable[[Event], None] = JsonLines() if getattr(args, "json", False) else LiveView()
@@ -225,7 +232,7 @@ def demo(args: argparse.Namespace) -> int:
     for role in ROLES:
         setattr(args, role, None)
     args.extend, args.override_allowance = False, None
-    request = _request(args, world=DEMO_DEVICES)
+    request = session_request(args, world=DEMO_DEVICES)
     clock_for(request)  # a bad --speed is refused before anything is printed
     library = ProfileLibrary(args.config_dir)
     service = SessionService(library, config_dir=args.config_dir)

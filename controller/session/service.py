@@ -38,12 +38,13 @@ from typing import Protocol, TypeVar
 from controller.health import HealthDecision, HealthQuestionsNeededError, check_health, save_answers
 from controller.ledger import DeviceInfo as LedgerDevice
 from controller.ledger import Ledger, SessionRecorder
+from controller.ledger.allowances import AllowanceError, Refusal
 from controller.library import ProfileLibrary
 from controller.session.binding import ROLES, bind_devices, let_go
 from controller.session.bindings import SessionDevices
 from controller.session.events import Event, Finished, Notice, SessionStarted
 from controller.session.runner import SessionRunner
-from controller.session.simulation import open_radio
+from controller.session.simulation import Radio, open_radio
 from controller.session.supervisor import AskResume
 from drivers.core.clock import Clock, MonotonicClock, ScaledClock
 from profiles.compiler import compile_plan
@@ -60,6 +61,7 @@ __all__ = [
     "SPEED_MAX",
     "SPEED_MIN",
     "AskResume",
+    "Availability",
     "NotConfirmedError",
     "Person",
     "Session",
@@ -191,6 +193,35 @@ def clock_for(request: SessionRequest) -> Clock:
     return ScaledClock(speed)
 
 
+@dataclass(frozen=True)
+class Availability:
+    """Whether a profile may start now, as far as can be known before the devices.
+
+    ``refusals``: the daily allowance rules that refuse it now, each with the first moment it
+    allows it (``earliest``, None: not on any day as planned). ``problem``: one sentence when
+    something else stands in the way: the profile does not load or breaks a limit, a health
+    answer rules it out, or the health questions must be answered first.
+    """
+
+    profile: str
+    refusals: tuple[Refusal, ...] = ()
+    problem: str | None = None
+    lifted: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.problem is None and not self.refusals
+
+    @property
+    def sentence(self) -> str | None:
+        """Why not, in one sentence (None: allowed)."""
+        if self.problem is not None:
+            return self.problem
+        if self.refusals:
+            return str(AllowanceError(self.refusals))
+        return None
+
+
 class SessionService:
     """Runs sessions for every front end. ``config_dir``: where the health answers are kept
     (None: the user's configuration directory)."""
@@ -198,6 +229,28 @@ class SessionService:
     def __init__(self, library: ProfileLibrary, *, config_dir: Path | None = None) -> None:
         self.library = library
         self.config_dir = config_dir
+
+    def availability(
+        self,
+        profile: str,
+        ledger: Ledger,
+        *,
+        extend: bool = False,
+        lift: Collection[str] = (),
+    ) -> Availability:
+        """May ``profile`` start now on ``ledger``'s kind of devices? The same checks as a
+        session runs before it asks anything (steps 1 to 3), without recording anything.
+        Blocking: it reads the profile, the health answers and the ledger."""
+        try:
+            loaded = self.library.resolve(profile)
+            draft = compile_plan(loaded, resolve=self.library.get, extended=extend)
+            check_health(draft, self.config_dir, simulated=ledger.simulated)
+            decision = ledger.check_allowances(draft, lift=lift)
+        except AllowanceError as exc:
+            return Availability(profile, refusals=exc.refusals)
+        except RelieveError as exc:
+            return Availability(profile, problem=" ".join(str(exc).split()))
+        return Availability(profile, lifted=decision.overrides)
 
     def session(self, request: SessionRequest, person: Person, ledger: Ledger) -> Session:
         """A session for ``request``; nothing happens until :meth:`Session.run`. ``ledger``
@@ -220,6 +273,9 @@ class Session:
         self.ledger = ledger
         self.plan: Plan | None = None
         self.health: HealthDecision | None = None
+        # the radio the devices are bound on, while it is open (its ``world`` is the simulated
+        # world of an in-process simulation: what benchmarks and tests read the devices from)
+        self.radio: Radio | None = None
         self._runner: SessionRunner | None = None
         self._task: asyncio.Task[Finished] | None = None
         self._listeners: list[Callable[[Event], None]] = []
@@ -385,6 +441,7 @@ class Session:
                 clock=clock,
                 devices=request.world,
             ) as radio:
+                self.radio = radio
                 devices = SessionDevices()
                 try:
                     await bind_devices(
@@ -418,6 +475,7 @@ class Session:
                 finally:
                     for device in devices.all_devices():
                         await let_go(device)
+                    self.radio = None
         except asyncio.CancelledError:
             if began:
                 raise

@@ -13,16 +13,17 @@ from textual.widgets import Static
 __all__ = ["HELP_TEXT", "HelpScreen"]
 
 HELP_TEXT = """\
-Keys
-  space     pause (every output OFF) / resume
-  s         stop the session (every device OFF)
-  e         emergency stop
-  a         acknowledge an alarm
-  ctrl+c    stop the session; with no session running, quit
-  q         quit (during a session: asks, then stops it first)
-  ? or f1   this help
-  enter     home screen: start the selected profile
-  escape    a finished session: back to the profiles
+During a session                      Home screen
+  space   pause (all OFF) / resume      enter   start the profile
+  s       stop: every device OFF        d       devices and roles
+  e       emergency stop                h       history and export
+  a       acknowledge an alarm          a       health questions
+  escape  (finished) back home          r       check again
+Anywhere
+  ctrl+c  stop the session; with none running, quit
+  q       quit (during a session: asks, then stops it first)
+  ctrl+p  commands: start a profile, scan, history, health
+  ?       this help (also f1)
 
 Safety
   relieve is not a medical device: follow your clinician's advice.
@@ -31,7 +32,6 @@ Safety
   Cold: a thin towel between the cold pad or pack and your skin.
   Massage gun: only the muscles beside the spine, never the spine.
   Any way out of relieve switches every output OFF first.
-
 Press escape, q or ? to close."""
 
 

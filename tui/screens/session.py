@@ -84,7 +84,7 @@ class SessionScreen(Screen[None]):
         yield Static(id="notice")
         yield Static(id="banner")
         yield Static(id="summary")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.set_interval(TICK_S, self._tick)
