@@ -4,23 +4,30 @@ and today's minutes by area; the same checks as the session service makes."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from textual.command import CommandPalette
+from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Label, ListView, Static
 
+from controller.health import load_answers
 from controller.ledger import Ledger
 from controller.library import ProfileLibrary
 from controller.session.service import SessionRequest, SessionService
 from drivers.core.clock import VirtualClock
 from profiles.errors import RelieveError
+from profiles.health import CONDITIONS
 from tests.session_harness import CONTRAST_MINI, assert_off
 from tests.test_session_service import Person
 from tests.test_tui import _screen_lines
 from tests.tui_rig import PAD, Rig, outcomes, rig
+from tui.app import RelieveApp, build_app
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.devices import DevicesScreen
 from tui.screens.health import HealthScreen
 from tui.screens.history import HistoryScreen
@@ -273,3 +280,63 @@ async def test_roles_chosen_on_the_devices_screen_are_used_by_the_next_session(
         assert not r.world.device("cold-pad").connected
         await r.pilot.press("s")
         await r.finished()
+
+
+# --- the health questions, when a session on real devices needs them ----------------------------
+
+
+@asynccontextmanager
+async def _real_devices_app(tmp_path: Path) -> AsyncIterator[tuple[RelieveApp, Pilot[int], Path]]:
+    """The app straight to a session on real devices (nothing simulated), the health questions
+    never answered in its config directory."""
+    service, config = _service(tmp_path)
+    request = SessionRequest("contrast-mini", roles={"heat": "manual", "cold": "manual"})
+    with Ledger.open(tmp_path / "data") as ledger:
+        app = build_app(request, service=service, ledger=ledger, yes=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            yield app, pilot, config
+
+
+async def _until_screen(pilot: Pilot[int], app: RelieveApp, kind: type[object]) -> None:
+    for _ in range(200):
+        if isinstance(app.screen, kind):
+            return
+        await pilot.pause()
+    raise AssertionError(f"no {kind.__name__}")
+
+
+async def test_a_session_on_real_devices_asks_the_health_questions_on_the_health_screen(
+    tmp_path: Path,
+) -> None:
+    async with _real_devices_app(tmp_path) as (app, pilot, config):
+        await _until_screen(pilot, app, HealthScreen)
+        assert "needs every question answered" in str(
+            app.screen.query_one("#health-title", Static).render()
+        )
+        await pilot.press(*["n"] * len(CONDITIONS), "ctrl+s", "escape")
+        # answered and saved: the session goes on to the precautions (say no: nothing starts)
+        await _until_screen(pilot, app, ConfirmScreen)
+        assert load_answers(config).answered
+        await pilot.press("n")
+        for _ in range(200):
+            if app.refused is not None:
+                break
+            await pilot.pause()
+        assert app.refused == "Not confirmed, so nothing was turned on."
+
+
+async def test_health_questions_left_unanswered_refuse_the_session_in_one_sentence(
+    tmp_path: Path,
+) -> None:
+    async with _real_devices_app(tmp_path) as (app, pilot, config):
+        await _until_screen(pilot, app, HealthScreen)
+        await pilot.press("y", "escape", "y")  # one answer, then leave it unsaved (discard: y)
+        for _ in range(200):
+            if app.refused is not None:
+                break
+            await pilot.pause()
+        assert app.refused is not None
+        assert app.refused.startswith("Answer the health questions once")
+        assert not load_answers(config).answered
+    with Ledger.open(tmp_path / "data") as ledger:
+        assert ledger.sessions() == []  # nothing was recorded: nothing started

@@ -129,7 +129,9 @@ class RelieveApp(App[int]):
         self.session_screen = screen
         self.push_screen(screen)
         self.finished, self.refused = None, None
-        person = TuiPerson(self, yes=launch.yes, on_notice=screen.notice)
+        person = TuiPerson(
+            self, yes=launch.yes, on_notice=screen.notice, health_config=launch.service.config_dir
+        )
         try:
             session = launch.service.session(request, person, launch.ledger)
         except RelieveError as exc:

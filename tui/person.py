@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from controller.health import load_answers
 from controller.session.service import AskResume
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.health import HealthScreen
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -18,16 +21,24 @@ __all__ = ["TuiPerson"]
 class TuiPerson:
     """Asks in a modal (or takes ``yes``); warnings go to ``on_notice``.
 
-    The health questions are never asked here (``relieve health`` asks them), so on real
-    devices never asked before the service refuses with the sentence that says so.
+    When a session on real devices needs the health questions answered first, the health
+    screen opens (``health_config``: where the answers are kept); the session goes on once they
+    are all answered and saved there, and is refused with its sentence otherwise. ``--yes``
+    never answers them.
     """
 
     def __init__(
-        self, app: App[Any], *, yes: bool, on_notice: Callable[[str], None] | None = None
+        self,
+        app: App[Any],
+        *,
+        yes: bool,
+        on_notice: Callable[[str], None] | None = None,
+        health_config: Path | None = None,
     ) -> None:
         self.app = app
         self.yes = yes
         self.on_notice = on_notice
+        self.health_config = health_config
         self.notices: list[str] = []
 
     async def ask(self, text: str, title: str = "Please confirm") -> bool:
@@ -61,7 +72,23 @@ class TuiPerson:
             self.on_notice(text)
 
     async def health_answers(self) -> Mapping[str, bool] | None:
-        return None
+        if self.yes:
+            return None
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        screen = HealthScreen(self.health_config, needed=True)
+
+        def on_close(_: None) -> None:
+            if not closed.done():
+                closed.set_result(None)
+
+        self.app.push_screen(screen, on_close)
+        try:
+            await closed
+        finally:
+            if not closed.done() and self.app.screen is screen:
+                screen.dismiss(None)  # the asking was cancelled (the session stopped)
+        stored = load_answers(self.health_config)
+        return stored.flags if stored.answered else None
 
     @property
     def ask_resume(self) -> AskResume | None:

@@ -30,7 +30,12 @@ from profiles.health import (
 )
 from tui.screens.confirm import ConfirmScreen
 
-__all__ = ["HealthScreen", "blocked_lines", "yes_blocks"]
+__all__ = ["NEEDED_TEXT", "HealthScreen", "blocked_lines", "yes_blocks"]
+
+NEEDED_TEXT = (
+    "A session on real devices needs every question answered once: answer them (y / n), save "
+    "(ctrl+s), then escape to go on."
+)
 
 _SHORT: dict[Modality, str] = {"heat": "heat", "cold": "cold", "massage": "massage gun"}
 # What blocked_now names, as a person reads it.
@@ -109,16 +114,22 @@ class HealthScreen(Screen[None]):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, config_dir: Path | None) -> None:
+    def __init__(self, config_dir: Path | None, *, needed: bool = False) -> None:
+        """``needed``: opened because a session on real devices needs every question answered
+        (the title says so; the session goes on once they are saved and the screen closed)."""
         super().__init__()
         self.config_dir = config_dir
+        self.needed = needed
         self.stored = HealthAnswers(health_path(config_dir))
         self.changes: dict[str, bool] = {}  # condition id -> the answer given, not yet saved
         self.problem: str | None = None  # why the stored answers could not be read
 
     def compose(self) -> ComposeResult:
         title = Text("Health questions. ", style="bold")
-        title.append(NOT_A_MEDICAL_DEVICE)
+        if self.needed:
+            title.append(NEEDED_TEXT, style="bold")
+        else:
+            title.append(NOT_A_MEDICAL_DEVICE)
         yield Static(title, id="health-title")
         yield DataTable(id="health-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="health-question")
@@ -242,14 +253,14 @@ class HealthScreen(Screen[None]):
 
     def action_back(self) -> None:
         if not self.changes:
-            self.app.pop_screen()
+            self.dismiss(None)
             return
         count = len(self.changes)
         changed = f"{count} changed answer{'s' if count != 1 else ''}"
 
         def answered(discard: bool | None) -> None:
             if discard:
-                self.app.pop_screen()
+                self.dismiss(None)
             else:
                 self._say(f"{changed.capitalize()} not saved yet: ctrl+s saves them.")
 
