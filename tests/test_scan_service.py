@@ -16,6 +16,7 @@ import pytest
 from controller.session.scan import MANUAL, ScanError, role_problem, scan_devices
 from controller.session.service import SessionRequest
 from controller.session.simulation import SimulationError
+from drivers.core.classify import Kind
 from drivers.core.clock import VirtualClock
 from profiles.errors import RelieveError
 from simulators.hci_server import HciServer
@@ -136,8 +137,8 @@ async def test_a_clock_of_its_own_needs_simulated_devices() -> None:
     ("role", "kind"),
     [("heat", "thermal"), ("cold", "thermal"), ("gun", "percussion"), ("probe", "probe")],
 )
-def test_a_device_of_the_right_kind_fits(role: str, kind: str) -> None:
-    assert role_problem(role, HEAT_PAD, kind) is None  # type: ignore[arg-type]
+def test_a_device_of_the_right_kind_fits(role: str, kind: Kind) -> None:
+    assert role_problem(role, HEAT_PAD, kind) is None
 
 
 @pytest.mark.parametrize(
@@ -150,8 +151,10 @@ def test_a_device_of_the_right_kind_fits(role: str, kind: str) -> None:
         ("heat", None, "is not a device relieve knows; choose a heat pad for heat."),
     ],
 )
-def test_a_device_of_the_wrong_kind_is_one_sentence(role: str, kind: str | None, said: str) -> None:
-    problem = role_problem(role, GUN.lower(), kind)  # type: ignore[arg-type]
+def test_a_device_of_the_wrong_kind_is_one_sentence(
+    role: str, kind: Kind | None, said: str
+) -> None:
+    problem = role_problem(role, GUN.lower(), kind)
     assert problem is not None
     assert problem.startswith(GUN)  # as the scan shows addresses
     assert said in problem

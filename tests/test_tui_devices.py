@@ -119,8 +119,9 @@ class Rig:
         steps = list(self.rows()).index(address) - self.table.cursor_row
         for _ in range(abs(steps)):
             await self.pilot.press("down" if steps > 0 else "up")
-        assert self.screen.selected() is not None
-        assert self.screen.selected().address == address  # type: ignore[union-attr]
+        selected = self.screen.selected()
+        assert selected is not None
+        assert selected.address == address
 
 
 @asynccontextmanager

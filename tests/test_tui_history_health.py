@@ -15,7 +15,7 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -30,15 +30,13 @@ from controller.cli import health as health_cmd
 from controller.cli import history as history_cmd
 from controller.cli.commands import build_parser
 from controller.health import load_answers, save_answers
-from controller.ledger import DeviceInfo, Ledger
+from controller.ledger import Ledger
 from profiles.health import CONDITIONS, NOT_A_MEDICAL_DEVICE
-from profiles.plan import Mode
+from tests.test_history_cli import CEST, NOW, minutes, seed
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.health import HealthScreen
 from tui.screens.history import ExportScreen, HistoryScreen
 
-CEST = timezone(timedelta(hours=2), "CEST")
-NOW = datetime(2024, 5, 7, 16, 0, tzinfo=CEST)  # Tuesday 7 May 2024, 16:00 local
 SIZE = (80, 24)
 
 
@@ -102,42 +100,12 @@ def fits(view: View) -> None:
 # --- the history --------------------------------------------------------------------------------
 
 
-def minutes(n: float) -> timedelta:
-    return timedelta(minutes=n)
-
-
 def record_sessions(data_dir: Path, *, extra: int = 0) -> None:
-    """Yesterday's heat soak; today an aborted contrast with an alarm and an extended massage;
-    an injury this morning; ``extra`` short heat sessions last week."""
+    """The CLI tests' history (yesterday's heat soak; today an aborted contrast with an alarm
+    and an extended massage), an injury this morning, ``extra`` short heat sessions last week."""
+    seed(data_dir, simulated=True)
     with Ledger.open(data_dir, simulated=True, now=lambda: NOW, tz=CEST) as ledger:
-        start = NOW - timedelta(days=1)
-        soak = ledger.start_session("heat-soak", "heat", started_at=start)
-        soak.phase_started("heat", "lower-back", start, celsius=40.0, worst_case_s=5)
-        soak.finish("completed", start + minutes(10))
-
-        start = NOW - timedelta(hours=6)  # 10:00
-        contrast = ledger.start_session(
-            "contrast-lower-back",
-            "contrast",
-            started_at=start,
-            devices={"heat": DeviceInfo("C0:DE:00:00:00:02", "relieve Heat Pad", "open-thermal")},
-        )
-        modes: list[Mode] = ["heat", "cold", "heat"]
-        for n, mode in enumerate(modes):
-            contrast.phase_started(mode, "lower-back", start + minutes(5 * n), worst_case_s=5)
-        contrast.alarm("S4", "high", "Over-temperature: the pad read 46 °C.", start + minutes(12))
-        contrast.finish("aborted", start + minutes(12))
-
-        start = NOW - timedelta(hours=2)  # 14:00
-        gun = ledger.start_session(
-            "massage-extended", "massage", started_at=start, extended=True, overrides=["M1"]
-        )
-        gun.phase_started("massage", "left-glute", start, rpm=1750, worst_case_s=0)
-        gun.phase_started("massage", "right-glute", start + minutes(1.5), rpm=1750, worst_case_s=0)
-        gun.finish("completed", start + minutes(3))
-
         ledger.add_injury("neck", NOW - timedelta(hours=7))
-
         for n in range(extra):
             start = NOW - timedelta(days=7, hours=n)
             old = ledger.start_session(f"old-heat-{n}", "heat", started_at=start)
