@@ -145,7 +145,12 @@ class HomeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.action_refresh()
-        self.set_interval(REFRESH_S, self.action_refresh)
+        self.set_interval(REFRESH_S, self._tick)
+
+    def _tick(self) -> None:
+        # only while shown: under a running session the ledger is the session's to write
+        if self.is_current:
+            self.action_refresh()
 
     def on_screen_resume(self) -> None:
         self.query_one("#home-devices", Static).update(roles_text(self.roles()))
