@@ -174,6 +174,50 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     run.set_defaults(handler=_run)
 
 
+def _node(name: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        from controller.cli import node
+
+        command: Handler = getattr(node, name)
+        return command(args)
+
+    return handler
+
+
+def _add_node_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="the node daemon: owns this data directory's radio and sessions; the other "
+        "commands go through it (docs/daemon.md)",
+    )
+    _add_simulation_options(serve)
+    serve.add_argument(
+        "--speed",
+        type=_speed,
+        metavar="N",
+        help="run every session's time N times faster, 1-1000 (simulated devices only)",
+    )
+    serve.set_defaults(handler=_node("serve"))
+    status = commands.add_parser(
+        "status", help="the node: its daemon, and the session running now (whoever runs it)"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=_node("status"))
+    stop = commands.add_parser(
+        "stop",
+        help="stop the node's session (every device OFF), in the daemon or another relieve",
+    )
+    stop.add_argument(
+        "--emergency", action="store_true", help="an emergency stop (the daemon's session)"
+    )
+    stop.set_defaults(handler=_node("stop"))
+    attach = commands.add_parser(
+        "attach", help="follow the session the node daemon runs, with the live view"
+    )
+    attach.add_argument("--json", action="store_true", help="one JSON event per line")
+    attach.set_defaults(handler=_node("attach"))
+
+
 def _add_allowance_options(parser: argparse.ArgumentParser) -> None:
     """``--extend`` and ``--override-allowance``, as ``relieve run`` and ``relieve tui`` take
     them."""
@@ -601,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_commands(commands)
     _add_run_commands(commands)
     _add_tui_command(commands)
+    _add_node_commands(commands)
     _add_health_commands(commands)
     _add_sim_commands(commands)
     return parser

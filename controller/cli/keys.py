@@ -12,9 +12,10 @@ import sys
 from collections.abc import Iterator
 from typing import Protocol, TextIO
 
-__all__ = ["HELP", "SessionKeys"]
+__all__ = ["HELP", "HELP_DAEMON", "SessionKeys"]
 
 HELP = "Type p Enter to pause, r to resume, s to stop, e for an emergency stop (Ctrl-C stops too)."
+HELP_DAEMON = HELP[:-1] + "; d to detach (the node daemon's session goes on)."
 _YES = frozenset({"y", "yes"})
 
 
@@ -57,6 +58,8 @@ class SessionKeys:
                 runner.stop("stopped by you")
             case "e" | "x":
                 runner.emergency_stop()
+            case "d" if hasattr(runner, "detach"):
+                runner.detach()  # a session the node daemon runs goes on there
             case _:
                 print(HELP, file=self._out)
 
@@ -76,7 +79,7 @@ class SessionKeys:
         loop = asyncio.get_running_loop()
         fd = self._stream.fileno()
         loop.add_reader(fd, self._readable)
-        print(HELP, file=self._out, flush=True)
+        print(HELP_DAEMON if hasattr(runner, "detach") else HELP, file=self._out, flush=True)
         try:
             yield
         finally:

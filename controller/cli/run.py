@@ -18,12 +18,14 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from controller.cli.console import JsonLines, LiveView
 from controller.cli.health import ask_questions
 from controller.cli.keys import SessionKeys
 from controller.ledger import Ledger
+from controller.ledger.store import default_data_dir
 from controller.library import ProfileLibrary
 from controller.session.events import Event, Finished
 from controller.session.service import (
@@ -35,6 +37,9 @@ from controller.session.service import (
     clock_for,
 )
 from profiles.errors import RelieveError
+
+if TYPE_CHECKING:
+    from controller.daemon.client import DaemonConnection
 
 __all__ = ["DEMO_PROFILE", "DEMO_SPEED", "demo", "run"]
 
@@ -203,14 +208,56 @@ def _exit_code(finished: Finished) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``relieve run PROFILE ...``"""
+    """``relieve run PROFILE ...``: through the node daemon when one runs on the data
+    directory, else in this process."""
     request = session_request(args)
     clock_for(request)  # a bad --speed is refused before anything is opened or asked
     service = SessionService(ProfileLibrary(args.config_dir), config_dir=args.config_dir)
     emit: Callable[[Event], None] = JsonLines() if getattr(args, "json", False) else LiveView()
-    with Ledger.open(args.data_dir, simulated=request.simulated) as ledger:
-        finished = asyncio.run(run_session(service, request, _terminal(args), ledger, emit))
+    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+    finished = asyncio.run(_run_here_or_there(service, request, _terminal(args), data_dir, emit))
     return _exit_code(finished)
+
+
+async def _run_here_or_there(
+    service: SessionService,
+    request: SessionRequest,
+    terminal: Terminal,
+    data_dir: Path,
+    emit: Callable[[Event], None],
+) -> Finished:
+    from controller.daemon.client import connect
+
+    connection = await connect(data_dir)
+    if connection is not None:
+        try:
+            return await run_through_daemon(connection, request, terminal, emit)
+        finally:
+            await connection.close()
+    with Ledger.open(data_dir, simulated=request.simulated) as ledger:
+        return await run_session(service, request, terminal, ledger, emit)
+
+
+async def run_through_daemon(
+    connection: DaemonConnection,
+    request: SessionRequest,
+    terminal: Terminal,
+    emit: Callable[[Event], None],
+) -> Finished:
+    """The session on the node daemon: asked here, run there, shown here. Ctrl-C stops it;
+    SIGTERM, SIGHUP and ``d`` leave it running there."""
+    from controller.cli.node import remote_signals
+    from controller.daemon.client import RemoteSession, radio_conflict
+
+    node = (await connection.request("status")).get("node") or {}
+    conflict = radio_conflict(request, node)
+    if conflict is not None:
+        raise RunError(conflict)
+    session = RemoteSession(connection, request, terminal)
+    session.subscribe(emit)
+    keys = terminal.keys
+    with remote_signals(session), keys.attached(session) if keys else contextlib.nullcontext():
+        return await session.run()
 
 
 def _lift(values: list[str] | None) -> tuple[str, ...]:

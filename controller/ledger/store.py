@@ -391,6 +391,11 @@ class Ledger:
                 where += " OR outcome = 'running'"
         return self._sessions(where, params)
 
+    def running(self) -> list[SessionRecord]:
+        """Sessions still marked running, newest first. Right after :meth:`open` (which closed
+        those whose process is gone) these are live, or belong to another host."""
+        return self._sessions("outcome = 'running'", ())
+
     def session(self, session_id: int) -> SessionRecord:
         """One session by id."""
         found = self._sessions("id = ?", (session_id,))

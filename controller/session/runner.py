@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
@@ -207,7 +208,8 @@ class SessionRunner:
                 self.plan.total_s,
                 self.devices.describe(),
                 self._simulated,
-                self.clock.speed,
+                # virtual time (tests) has no finite speed; JSON has no infinity: 0 says so
+                self.clock.speed if math.isfinite(self.clock.speed) else 0.0,
             )
         )
         self._task = asyncio.current_task()
@@ -236,6 +238,9 @@ class SessionRunner:
             self._command_failed(exc)
             self._finish = self._finish or _AbortError("aborted", str(exc))
         finally:
+            # ending: a stop from now on has nothing to cut short (cancelling this task would
+            # cut the closing of the history, or the letting go of the devices after it)
+            self._task = None
             devices_off = await self._shielded_off()
             self.supervisor.stop()
             for task in list(self._tasks):

@@ -53,6 +53,7 @@ from profiles.models import Profile
 from profiles.plan import Plan
 
 __all__ = [
+    "CONFIRMATIONS",
     "EXTENSION_TEXT",
     "PRECAUTIONS_COLD",
     "PRECAUTIONS_GUN",
@@ -90,6 +91,13 @@ PRECAUTIONS_GUN = (
 EXTENSION_TEXT = (
     "The one-a-day extension (M1) adds 3 minutes to today's massage (18 minutes at most)."
 )
+CONFIRMATIONS = {
+    "heat": PRECAUTIONS_HEAT,
+    "cold": PRECAUTIONS_COLD,
+    "gun": PRECAUTIONS_GUN,
+    "extension": EXTENSION_TEXT,
+}
+_CONFIRMATION_IDS = {text: key for key, text in CONFIRMATIONS.items()}
 
 
 class SessionError(RelieveError):
@@ -207,6 +215,7 @@ class Availability:
     refusals: tuple[Refusal, ...] = ()
     problem: str | None = None
     lifted: tuple[str, ...] = ()
+    health_needed: bool = False  # the problem is only that the health questions are unanswered
 
     @property
     def allowed(self) -> bool:
@@ -248,9 +257,24 @@ class SessionService:
             decision = ledger.check_allowances(draft, lift=lift)
         except AllowanceError as exc:
             return Availability(profile, refusals=exc.refusals)
+        except HealthQuestionsNeededError as exc:
+            return Availability(profile, problem=" ".join(str(exc).split()), health_needed=True)
         except RelieveError as exc:
             return Availability(profile, problem=" ".join(str(exc).split()))
         return Availability(profile, lifted=decision.overrides)
+
+    def confirmations(self, profile: str, *, extend: bool = False) -> dict[str, str]:
+        """What a session of ``profile`` asks the person to confirm, in order: ``heat``,
+        ``cold``, ``gun`` (the precautions) and ``extension``, each to its text. For a front
+        end that asks before it hands the session to another process (the node daemon).
+        Raises a :class:`RelieveError` when the profile does not load."""
+        draft = compile_plan(
+            self.library.resolve(profile), resolve=self.library.get, extended=extend
+        )
+        out = {_CONFIRMATION_IDS[text]: text for text in precautions(draft)}
+        if extend:
+            out["extension"] = EXTENSION_TEXT
+        return out
 
     def session(self, request: SessionRequest, person: Person, ledger: Ledger) -> Session:
         """A session for ``request``; nothing happens until :meth:`Session.run`. ``ledger``
@@ -281,6 +305,7 @@ class Session:
         self._listeners: list[Callable[[Event], None]] = []
         self._queues: list[asyncio.Queue[Event | None]] = []
         self._stop_reason: str | None = None
+        self.record_id: int | None = None  # the session's id in the history, once recorded
 
     # --- events ------------------------------------------------------------------------------
 
@@ -325,6 +350,10 @@ class Session:
     @property
     def paused(self) -> bool:
         return self._runner is not None and self._runner.paused
+
+    def session_time(self) -> float | None:
+        """Session seconds now (as the events' ``t``); None before the runner runs."""
+        return self._runner.session_time() if self._runner is not None else None
 
     def pause(self, reason: str = "paused by you") -> None:
         """Every output OFF and the clock of the plan held (resume continues it)."""
@@ -419,6 +448,7 @@ class Session:
                 late, _ = await reserving
                 late.withdraw(datetime.now(UTC))
             raise
+        self.record_id = recorder.id
         return recorder
 
     def _draft(self, profile: Profile) -> Plan:

@@ -1,0 +1,1 @@
+"""The node daemon (``relieve serve``) and its clients."""
