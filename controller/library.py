@@ -91,10 +91,14 @@ class ProfileLibrary:
 
     def resolve(self, name_or_file: str) -> Profile:
         """A profile by name, or from a file when the argument is a path to one."""
-        path = Path(name_or_file)
-        if name_or_file.endswith(".toml") or os.sep in name_or_file or path.is_file():
-            return load_file(path)
+        if names_a_file(name_or_file):
+            return load_file(Path(name_or_file))
         return self.get(name_or_file)
+
+
+def names_a_file(name_or_file: str) -> bool:
+    """Whether a profile argument is a file path rather than a profile's name."""
+    return name_or_file.endswith(".toml") or os.sep in name_or_file or Path(name_or_file).is_file()
 
 
 def load_file(path: Path) -> Profile:

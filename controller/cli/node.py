@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -18,13 +19,14 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from controller.cli.console import JsonLines, LiveView, clock_text
 from controller.cli.keys import SessionKeys
+from controller.cli.run import signal_handlers
 from controller.daemon.client import DaemonConnection, RemoteSession, connect
 from controller.daemon.server import DaemonError, NodeDaemon, Radio
 from controller.ledger import Ledger
@@ -173,6 +175,7 @@ def _running_sessions(data_dir: Path) -> list[SessionRecord]:
 
 
 def _process_name(pid: int) -> str:
+    """What the process holding a session runs, from ``relieve`` on (``relieve run X``)."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -183,7 +186,8 @@ def _process_name(pid: int) -> str:
         if Path(word).name == "relieve":
             words = ["relieve", *words[i + 1 :]]
             break
-    return " ".join(words[:4])
+    text = " ".join(words)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _held(record: SessionRecord) -> dict[str, Any]:
@@ -425,25 +429,13 @@ class _Watcher:
         return self.keys.ask if self.keys is not None else None
 
 
-@contextlib.contextmanager
-def remote_signals(session: RemoteSession) -> Iterator[None]:
+def remote_signals(session: RemoteSession) -> contextlib.AbstractContextManager[None]:
     """Ctrl-C stops the daemon's session (every device OFF), as in a plain run; SIGTERM and
     SIGHUP (this client killed, its terminal closed) only detach: the session goes on."""
-    loop = asyncio.get_running_loop()
-    installed = []
-    handlers: tuple[tuple[signal.Signals, Callable[[], None]], ...] = (
-        (signal.SIGINT, lambda: session.stop("stopped by you (Ctrl-C)")),
-        (signal.SIGTERM, session.detach),
-        (signal.SIGHUP, session.detach),
+    return signal_handlers(
+        (
+            (signal.SIGINT, functools.partial(session.stop, "stopped by you (Ctrl-C)")),
+            (signal.SIGTERM, session.detach),
+            (signal.SIGHUP, session.detach),
+        )
     )
-    for sig, handler in handlers:
-        try:
-            loop.add_signal_handler(sig, handler)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)

@@ -169,21 +169,33 @@ def _terminal(args: argparse.Namespace) -> Terminal:
 
 
 @contextlib.contextmanager
-def _signals(session: Session) -> Iterator[None]:
-    """Ctrl-C and SIGTERM stop the session (every device OFF), whatever it is doing."""
+def signal_handlers(
+    handlers: Sequence[tuple[signal.Signals, Callable[[], None]]],
+) -> Iterator[None]:
+    """Each signal calls its handler on the event loop while the block runs."""
     loop = asyncio.get_running_loop()
     installed = []
-    for sig, text in ((signal.SIGINT, "stopped by you (Ctrl-C)"), (signal.SIGTERM, "terminated")):
+    for sig, handler in handlers:
         try:
-            loop.add_signal_handler(sig, session.stop, text)
+            loop.add_signal_handler(sig, handler)
             installed.append(sig)
-        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             pass
     try:
         yield
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def _signals(session: Session) -> contextlib.AbstractContextManager[None]:
+    """Ctrl-C and SIGTERM stop the session (every device OFF), whatever it is doing."""
+    return signal_handlers(
+        (
+            (signal.SIGINT, functools.partial(session.stop, "stopped by you (Ctrl-C)")),
+            (signal.SIGTERM, functools.partial(session.stop, "terminated")),
+        )
+    )
 
 
 async def run_session(

@@ -30,6 +30,7 @@ from controller.daemon.protocol import (
     encode,
 )
 from controller.daemon.server import DaemonError, short_path
+from controller.library import names_a_file
 from controller.session.events import (
     Event,
     EventDecodeError,
@@ -148,8 +149,9 @@ class DaemonConnection:
 
 def _lost() -> DaemonError:
     return DaemonError(
-        "The connection to the node daemon was lost; a session it runs goes on there "
-        "(relieve status, relieve attach, relieve stop)."
+        "The connection to the node daemon was lost: if the daemon still runs, the session goes "
+        "on there (relieve status, attach, stop); if it died, its pads switch themselves off and "
+        "the next relieve command records the session as interrupted."
     )
 
 
@@ -186,12 +188,16 @@ async def connect(data_dir: Path) -> DaemonConnection | None:
 
 def radio_conflict(request: SessionRequest, node: Mapping[str, Any]) -> str | None:
     """Why ``request``'s own radio options cannot run on the daemon's node (None: they can:
-    none were given, or they say what the daemon has)."""
+    none were given, or they name exactly what the daemon has)."""
     asked = request.simulate or request.simulator is not None or request.speed is not None
     if not asked:
         return None
-    simulated = bool(node.get("simulated"))
-    if request.simulated == simulated and request.speed is None:
+    same = (
+        request.simulate == bool(node.get("simulate"))
+        and request.simulator == node.get("simulator")
+        and (request.speed is None or request.speed == node.get("speed"))
+    )
+    if same:
         return None
     return (
         f"A node daemon (relieve serve) owns this data directory's radio ({node.get('radio')}), "
@@ -218,6 +224,10 @@ class RemoteSession:
     ) -> None:
         self.connection = connection
         self.by = by  # who the daemon records as pausing or stopping
+        self._profile = request.profile if request is not None else ""
+        if names_a_file(self._profile):
+            # the daemon has its own working directory: a file is named from the root
+            self._profile = str(Path(self._profile).absolute())
         self.request = request
         self.person = person
         self.attach_only = attach_only
@@ -299,9 +309,8 @@ class RemoteSession:
             raise SessionError("relieve bug: a start needs a request")
         connection = self.connection
         lift = list(request.lift)
-        check = await connection.request(
-            "check", profile=request.profile, extend=request.extend, lift=lift
-        )
+        profile = self._profile
+        check = await connection.request("check", profile=profile, extend=request.extend, lift=lift)
         health: Mapping[str, bool] | None = None
         if not check.get("allowed"):
             problem = str(check.get("problem") or "The session may not start now.")
@@ -318,7 +327,7 @@ class RemoteSession:
                 raise NotConfirmedError("Not confirmed, so nothing was turned on.")
             confirmed.append(item.get("id"))
         fields: dict[str, Any] = {
-            "profile": request.profile,
+            "profile": profile,
             "roles": dict(request.roles),
             "extend": request.extend,
             "lift": lift,
