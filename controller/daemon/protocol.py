@@ -61,9 +61,18 @@ _FRONT_END = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 class ProtocolError(RelieveError):
     """A line the daemon (or a client) cannot take; the message says what is wrong."""
 
-    def __init__(self, message: str, code: str = "bad-request") -> None:
+    def __init__(
+        self,
+        message: str,
+        code: str = "bad-request",
+        *,
+        verb: str | None = None,
+        request_id: int | str | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.verb = verb  # the request's verb and id, when they could be read: the error
+        self.request_id = request_id  # reply names them, so a client waiting for it gets it
 
 
 class _Strict(BaseModel):
@@ -168,20 +177,32 @@ def decode_request(line: bytes) -> Request:
     obj = decode_line(line)
     if not isinstance(obj, dict):
         raise ProtocolError("a request is a JSON object with a 'request' key")
+    raw_id = obj.get("id")
+    request_id = (
+        raw_id
+        if (isinstance(raw_id, int) and not isinstance(raw_id, bool))
+        or (isinstance(raw_id, str) and len(raw_id) <= MAX_ID)
+        else None
+    )
     verb = obj.get("request")
     if not isinstance(verb, str):
-        raise ProtocolError(f"a request needs 'request', one of: {', '.join(VERBS)}")
+        raise ProtocolError(
+            f"a request needs 'request', one of: {', '.join(VERBS)}", request_id=request_id
+        )
     if verb not in VERBS:
         shown = verb if len(verb) <= 40 else verb[:40] + "..."
         raise ProtocolError(
-            f"unknown request {shown!r}; use one of: {', '.join(VERBS)}", code="unknown-request"
+            f"unknown request {shown!r}; use one of: {', '.join(VERBS)}",
+            code="unknown-request",
+            request_id=request_id,
         )
     try:
         return _REQUEST.validate_python(obj)
     except ValidationError as exc:
-        raise ProtocolError(f"bad {verb} request: {_first_problem(exc)}") from None
+        problem = _first_problem(exc)
     except RecursionError:
-        raise ProtocolError(f"bad {verb} request: it is nested too deeply") from None
+        problem = "it is nested too deeply"
+    raise ProtocolError(f"bad {verb} request: {problem}", verb=verb, request_id=request_id)
 
 
 def _first_problem(exc: ValidationError) -> str:

@@ -13,8 +13,8 @@ What it promises, whatever a client does:
   lines is dropped, the session goes on;
 * the precautions are confirmed by the client that starts the session (the start request
   carries them), before any device is switched on;
-* SIGTERM / SIGINT stop the session (every device OFF, outcome recorded) and exit 0; a second
-  signal makes it an emergency stop; the daemon never starts or resumes therapy by itself;
+* SIGTERM / SIGINT stop the session (every device OFF, outcome recorded) and exit 0; the
+  daemon never starts or resumes therapy by itself;
 * stop and emergency stop are never rate-limited.
 """
 
@@ -83,6 +83,8 @@ MAX_QUEUED_LINES = 2000  # a client this far behind is dropped (the session is n
 READ_CHUNK = 4096
 RATE_PER_S = 20.0  # requests a client may send per second, on average ...
 RATE_BURST = 40.0  # ... and at once
+CLOSE_WAIT_S = 2.0  # real seconds a closing connection may take to hand over its last lines
+PENDING_WAIT_S = 60.0  # ... and a client that stopped sending, to get its pending replies
 REPLAY_MAX = 5000  # events kept for a client that attaches mid-session
 UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with its NUL
 
@@ -217,7 +219,9 @@ class _Client:
         self.closed = False
         self.bucket = _Bucket(RATE_PER_S, RATE_BURST)
         self._out: asyncio.Queue[bytes | None] = asyncio.Queue(MAX_QUEUED_LINES)
+        self._cut = False  # cut off (too slow): the lines still queued are dropped
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.writing = asyncio.ensure_future(self.write_loop())
 
     def __str__(self) -> str:
         return f"pid {self.pid}" if self.pid else f"client {self.number}"
@@ -241,19 +245,31 @@ class _Client:
         try:
             self._out.put_nowait(None)
         except asyncio.QueueFull:
+            self._cut = True
             self.writer.transport.abort()
 
     async def write_loop(self) -> None:
+        """Write the queued lines in order; after the last, close the connection gracefully
+        (what is buffered still reaches the client), unless it was cut off or broke."""
+        graceful = False
         try:
             while (line := await self._out.get()) is not None:
                 self.writer.write(line)
                 await self.writer.drain()
+            graceful = not self._cut
         except (ConnectionError, OSError):
             pass
         finally:
             self.closed = True
             self.attached = False
-            self.writer.transport.abort()
+            if graceful:
+                self.writer.close()
+                try:
+                    await asyncio.wait_for(self.writer.wait_closed(), CLOSE_WAIT_S)
+                except (TimeoutError, ConnectionError, OSError):
+                    self.writer.transport.abort()
+            else:
+                self.writer.transport.abort()
 
 
 def _peer_pid(writer: asyncio.StreamWriter) -> int | None:
@@ -418,10 +434,15 @@ class NodeDaemon:
                 for sig in installed:
                     loop.remove_signal_handler(sig)
                 server.close()
-                for client in list(self.clients):
+                clients = list(self.clients)
+                for client in clients:
                     client.close()
+                # the last lines (the session's `finished`) still reach every client
+                writing = [client.writing for client in clients]
+                if writing:
+                    await asyncio.wait(writing, timeout=CLOSE_WAIT_S * 2)
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(server.wait_closed(), 2)
+                    await asyncio.wait_for(server.wait_closed(), CLOSE_WAIT_S)
                 with contextlib.suppress(OSError):
                     self.socket_path.unlink()
             log.info("stopped; every device is off")
@@ -481,13 +502,12 @@ class NodeDaemon:
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client = _Client(next(self._numbers), writer)
-        writing = asyncio.ensure_future(client.write_loop())
         if len(self.clients) >= MAX_CLIENTS or (self._stopping and self._stopping.is_set()):
             client.send(
                 error_reply(None, None, "The node daemon is busy or stopping; try again later.")
             )
             client.close()
-            await writing
+            await client.writing
             return
         self.clients.add(client)
         log.debug("%s connected", client)
@@ -499,6 +519,12 @@ class NodeDaemon:
                 except (ConnectionError, OSError):
                     break
                 if not data:
+                    # no more requests (a one-shot client half-closes after writing): no more
+                    # events or questions either, but the replies it waits for still come
+                    client.attached = False
+                    self._answer_if_nobody_listens()
+                    if client.tasks:
+                        await asyncio.wait(set(client.tasks), timeout=PENDING_WAIT_S)
                     break
                 for line in splitter.feed(data):
                     self._line(client, line)
@@ -511,7 +537,7 @@ class NodeDaemon:
                 task.cancel()
             self._answer_if_nobody_listens()
             with contextlib.suppress(Exception):
-                await writing
+                await client.writing
             log.debug("%s disconnected", client)
 
     def _line(self, client: _Client, line: bytes | None) -> None:
@@ -530,7 +556,7 @@ class NodeDaemon:
         try:
             request = decode_request(line)
         except ProtocolError as exc:
-            client.send(error_reply(None, None, str(exc), code=exc.code))
+            client.send(error_reply(exc.verb, exc.request_id, str(exc), code=exc.code))
             return
         urgent = isinstance(request, ControlRequest) and request.request in (
             "stop",

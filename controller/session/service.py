@@ -389,6 +389,8 @@ class Session:
         """Everything from the profile to every device OFF; returns the :class:`Finished`
         event (also published). Raises a :class:`RelieveError` when the session may not start,
         before any device is touched."""
+        if self._stop_reason is not None:  # stopped before it was run: nothing starts
+            raise SessionError(f"Nothing was started ({self._stop_reason}).")
         self._task = asyncio.ensure_future(self._run())
         try:
             return await asyncio.shield(self._task)
