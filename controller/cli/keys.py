@@ -39,6 +39,7 @@ class SessionKeys:
         self._out = out or sys.stderr
         self._runner: Controls | None = None
         self._question: asyncio.Future[bool] | None = None
+        self._reading = False
 
     def handle(self, line: str) -> None:
         """Act on one line the person typed."""
@@ -79,16 +80,39 @@ class SessionKeys:
         loop = asyncio.get_running_loop()
         fd = self._stream.fileno()
         loop.add_reader(fd, self._readable)
+        self._reading = True
         print(HELP_DAEMON if hasattr(runner, "detach") else HELP, file=self._out, flush=True)
         try:
             yield
         finally:
-            loop.remove_reader(fd)
+            if self._reading:
+                loop.remove_reader(fd)
+            self._reading = False
             self._runner = None
+
+    @contextlib.contextmanager
+    def lent(self) -> Iterator[None]:
+        """The terminal lent to another reader for a while (the health questions, read on a
+        thread): the keys read nothing meanwhile, so no answer is taken for a command."""
+        loop = asyncio.get_running_loop()
+        fd = self._stream.fileno()
+        was_reading = self._reading
+        if was_reading:
+            loop.remove_reader(fd)
+            self._reading = False
+        try:
+            yield
+        finally:
+            if was_reading and self._runner is not None:
+                loop.add_reader(fd, self._readable)
+                self._reading = True
 
     def _readable(self) -> None:
         line = self._stream.readline()
         if line == "":  # end of input: nothing more will be typed
             asyncio.get_running_loop().remove_reader(self._stream.fileno())
+            self._reading = False
+            if self._question is not None and not self._question.done():
+                self._question.set_result(False)  # no answer will come: no
             return
         self.handle(line)

@@ -74,6 +74,9 @@ class Terminal:
                 "in a terminal to answer, or add --yes to confirm them for an unattended session."
             )
         print(text, file=sys.stderr)
+        if self.keys is not None:
+            # the keys read the terminal for the whole session: the answer is their next line
+            return await self.keys.ask("Confirm?")
         answer = (await _read_line("Confirm? [y/N] ")).strip().lower()
         return answer in ("y", "yes")
 
@@ -83,9 +86,9 @@ class Terminal:
     async def health_answers(self) -> Mapping[str, bool] | None:
         if self.yes or not self.interactive:
             return None  # --yes never answers them; unattended, `relieve health` does
-        return await _in_daemon_thread(
-            functools.partial(ask_questions, input, functools.partial(print, file=sys.stderr))
-        )
+        ask = functools.partial(ask_questions, input, functools.partial(print, file=sys.stderr))
+        with self.keys.lent() if self.keys is not None else contextlib.nullcontext():
+            return await _in_daemon_thread(ask)
 
     @property
     def ask_resume(self) -> AskResume | None:
