@@ -1,17 +1,21 @@
 """``relieve tui [PROFILE]`` and ``relieve demo --tui``: the terminal UI from the command line.
 
 What can be refused before the app starts (a bad ``--speed``, a profile that does not load)
-is refused here, with one sentence and exit 1; the rest is said in the app.
+is refused here, with one sentence and exit 1; the rest is said in the app. ``relieve tui``
+runs its sessions through the node daemon when one runs on the data directory (the app looks
+for it as it starts); ``relieve demo --tui`` never does (a throw-away history).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controller.cli.run import DEMO_DEVICES, DEMO_PROFILE, DEMO_SPEED, session_request
 from controller.ledger import Ledger
+from controller.ledger.store import default_data_dir
 from controller.library import ProfileLibrary
 from controller.session.service import SessionRequest, SessionService, clock_for
 
@@ -32,9 +36,15 @@ def tui(args: argparse.Namespace) -> int:
     if profile is not None:
         library.resolve(profile)  # a profile that does not load: its problems, exit 1
     service = SessionService(library, config_dir=args.config_dir)
-    with Ledger.open(args.data_dir, simulated=request.simulated) as ledger:
+    data_dir = Path(args.data_dir) if args.data_dir is not None else default_data_dir()
+    with Ledger.open(data_dir, simulated=request.simulated) as ledger:
         app = build_app(
-            request, service=service, ledger=ledger, yes=bool(args.yes), start=profile is not None
+            request,
+            service=service,
+            ledger=ledger,
+            yes=bool(args.yes),
+            start=profile is not None,
+            data_dir=data_dir,
         )
         return _after(app, app.run())
 

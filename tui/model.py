@@ -179,8 +179,10 @@ class SessionModel:
     def badge(self) -> str:
         if not self.simulated:
             return ""
-        speed = "" if self.speed in (1.0, float("inf")) else f" x{self.speed:g}"
-        virtual = " (virtual time)" if self.speed == float("inf") else ""
+        # the started event's speed is 0 for virtual time (tests): JSON has no infinity
+        virtual_time = self.speed == 0 or self.speed == float("inf")
+        speed = "" if self.speed == 1.0 or virtual_time else f" x{self.speed:g}"
+        virtual = " (virtual time)" if virtual_time else ""
         return f"SIMULATED{speed}{virtual}"
 
     def device_lines(self) -> list[str]:

@@ -8,6 +8,7 @@ phase changes, alarms, prompts and the end redraw at once; telemetry redraws at 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -19,6 +20,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Digits, Footer, ProgressBar, Sparkline, Static
 
+from controller.daemon.client import RemoteSession
 from controller.session.service import Session
 from tui.model import SessionModel, clock_text
 
@@ -56,7 +58,11 @@ class SessionScreen(Screen[None]):
     def __init__(self, model: SessionModel) -> None:
         super().__init__()
         self.model = model
-        self.session: Session | None = None
+        # in this process, or in the node daemon (the same controls; no plan: the daemon has it)
+        self.session: Session | RemoteSession | None = None
+        # the app's stop (reason, emergency): it also ends a start the node daemon has not
+        # begun yet; None: the session's own stop
+        self.stopper: Callable[[str, bool], None] | None = None
         self.redraws = 0  # how many times the screen was redrawn (tests count them)
         self._last_redraw = 0.0
         self._pending: Timer | None = None
@@ -132,11 +138,15 @@ class SessionScreen(Screen[None]):
             session.pause("paused by you")
 
     def action_stop(self) -> None:
-        if self.session is not None:
+        if self.stopper is not None:
+            self.stopper("stopped by you", False)
+        elif self.session is not None:
             self.session.stop("stopped by you")
 
     def action_emergency_stop(self) -> None:
-        if self.session is not None:
+        if self.stopper is not None:
+            self.stopper("emergency stop", True)
+        elif self.session is not None:
             self.session.emergency_stop()
 
     def action_acknowledge(self) -> None:
