@@ -54,7 +54,7 @@ from typing import Any
 
 from controller.ledger import Ledger
 from controller.library import ProfileLibrary
-from controller.session.service import SessionRequest, SessionService
+from controller.session.service import Session, SessionRequest, SessionService
 from drivers.core.clock import MonotonicClock
 from simulators.devices.state import DeviceState
 from simulators.hci_server import HciServer
@@ -212,8 +212,8 @@ async def one_session(kind: str, repeats: int, samples: Samples) -> None:
                 async with app.run_test(size=SIZE) as pilot:
 
                     def world_of() -> SimWorld | None:
-                        session = app.session
-                        radio = session.radio if session is not None else None
+                        session = app.session  # in this process: no daemon is looked for
+                        radio = session.radio if isinstance(session, Session) else None
                         return served or (radio.world if radio is not None else None)
 
                     await _until(lambda: world_of() is not None, READY_TIMEOUT_S, "the world")
