@@ -263,6 +263,15 @@ class Node:
         del request["request"]
         return await self.reply(client, "start", client.request("start", **request))
 
+    async def ended(self, *, client: Client, outcome: str) -> Line:
+        """``client`` sees the session finish with ``outcome``; every device is OFF and the
+        history recorded the same outcome. The finished event."""
+        finished = await self.line(client, event("finished"))
+        assert finished["outcome"] == outcome
+        assert self.every_device_off()
+        assert [r.outcome for r in self.ledger.sessions()] == [outcome]
+        return finished
+
     async def session_ended(self) -> None:
         """Until the daemon has no session any more (moving the clock as needed)."""
         await self.until(lambda: self.daemon.current is None)

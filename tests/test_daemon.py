@@ -212,10 +212,7 @@ async def test_a_killed_client_leaves_the_session_running_to_its_end(tmp_path: P
         assert n.state(PAD).output_on  # the heat goes on
         cold = await n.line(watcher, event("phase", mode="cold"))
         assert cold["t"] == 120  # on time
-        finished = await n.line(watcher, event("finished"))
-        assert finished["outcome"] == "completed"
-        assert n.every_device_off()
-        assert [r.outcome for r in n.ledger.sessions()] == ["completed"]
+        await n.ended(client=watcher, outcome="completed")
 
 
 async def test_a_second_start_while_a_session_runs_is_refused_as_busy(tmp_path: Path) -> None:
@@ -530,10 +527,7 @@ async def test_a_long_link_loss_asks_the_attached_clients_and_yes_resumes(tmp_pa
         again = await n.ask(client, "answer", question=number, yes=False)
         assert_error(again, "refused")  # answered already
         await n.ask(client, "stop")
-        finished = await n.line(client, event("finished"))
-        assert finished["outcome"] == "stopped"
-        assert n.every_device_off()
-        assert [r.outcome for r in n.ledger.sessions()] == ["stopped"]
+        await n.ended(client=client, outcome="stopped")
 
 
 async def test_no_to_the_question_ends_the_session_with_every_device_off(tmp_path: Path) -> None:
