@@ -1,0 +1,1 @@
+"""The MQTT bridge of the node daemon, and Home Assistant discovery."""
