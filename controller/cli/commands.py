@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "version"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -197,6 +197,12 @@ def _add_node_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
         metavar="N",
         help="run every session's time N times faster, 1-1000 (simulated devices only)",
     )
+    serve.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the settings file (its [mqtt] table); default: config.toml in the config directory",
+    )
     serve.set_defaults(handler=_node("serve"))
     status = commands.add_parser(
         "status", help="the node: its daemon, and the session running now (whoever runs it)"
@@ -216,6 +222,56 @@ def _add_node_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     attach.add_argument("--json", action="store_true", help="one JSON event per line")
     attach.set_defaults(handler=_node("attach"))
+    arm = commands.add_parser(
+        "arm",
+        help="confirm here the precautions a remote (MQTT) start needs: one start within "
+        "10 minutes (docs/mqtt.md)",
+    )
+    arm.add_argument(
+        "--yes", action="store_true", help="confirm the precautions without asking each one"
+    )
+    arm.set_defaults(handler=_node("arm"))
+
+
+def _fleet(name: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        from controller.cli import fleet
+
+        command: Handler = getattr(fleet, name)
+        return command(args)
+
+    return handler
+
+
+def _add_mqtt_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def config_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--config",
+            type=Path,
+            metavar="FILE",
+            help="the settings file; default: config.toml in the config directory",
+        )
+
+    fleet = commands.add_parser(
+        "fleet", help="every node (room) on the MQTT broker, with its session (docs/mqtt.md)"
+    )
+    fleet.add_argument("--json", action="store_true", help="print JSON")
+    config_option(fleet)
+    fleet.set_defaults(handler=_fleet("fleet_list"))
+    sub = fleet.add_subparsers(dest="fleet_command", metavar="ACTION")
+    stop = sub.add_parser("stop", help="stop the sessions of NODE... (or --all) over MQTT")
+    stop.add_argument("nodes", nargs="*", metavar="NODE")
+    stop.add_argument("--all", action="store_true", help="every node on the broker")
+    config_option(stop)
+    stop.set_defaults(handler=_fleet("fleet_stop"))
+    mqtt = commands.add_parser("mqtt", help="this node on the MQTT broker")
+    mqtt_sub = mqtt.add_subparsers(dest="mqtt_command", metavar="ACTION")
+    remove = mqtt_sub.add_parser(
+        "remove", help="remove this node's device from Home Assistant (clears its retained topics)"
+    )
+    config_option(remove)
+    remove.set_defaults(handler=_fleet("mqtt_remove"))
+    mqtt.set_defaults(handler=None, subparser=mqtt)
 
 
 def _add_allowance_options(parser: argparse.ArgumentParser) -> None:
@@ -490,6 +546,33 @@ def _add_health_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     health.set_defaults(handler=_health)
 
 
+def _config_check(args: argparse.Namespace) -> int:
+    from controller.cli import config_check
+
+    return config_check.check(args)
+
+
+def _add_config_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    config = commands.add_parser(
+        "config",
+        help="the node's settings file (config.toml, with its [mqtt] table): check it",
+    )
+    sub = config.add_subparsers(dest="config_command", metavar="ACTION")
+    check = sub.add_parser(
+        "check",
+        help="validate config.toml, then connect to its MQTT broker and publish a test message "
+        "(docs/mqtt.md); exit 0 when all of it works",
+    )
+    check.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="check FILE instead of config.toml in the configuration directory",
+    )
+    check.set_defaults(handler=_config_check)
+    config.set_defaults(handler=None, subparser=config)
+
+
 # --- options every command takes, before or after it; --version -------------------------------
 
 
@@ -530,11 +613,12 @@ class _CommandParser(argparse.ArgumentParser):
     """The parser of a command and of its actions: it takes the global options too."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # --config is not --config-dir
         super().__init__(*args, **kwargs)
         _add_global_options(self, after_command=True)
 
 
-def _version() -> str:
+def version() -> str:
     """The installed distribution's version, else the one pyproject.toml declares."""
     from importlib import metadata
 
@@ -567,13 +651,14 @@ class _VersionAction(argparse.Action):
         values: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
-        print(f"relieve {_version()}")
+        print(f"relieve {version()}")
         parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relieve",
+        allow_abbrev=False,  # an abbreviation would make --config mean --config-dir
         description=(
             "Timed therapy sessions on Bluetooth LE heat pads, cold pads, contrast pads and "
             "massage guns. Not a medical device: follow your clinician's advice."
@@ -646,7 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_commands(commands)
     _add_tui_command(commands)
     _add_node_commands(commands)
+    _add_mqtt_commands(commands)
     _add_health_commands(commands)
+    _add_config_commands(commands)
     _add_sim_commands(commands)
     return parser
 

@@ -36,7 +36,7 @@ from controller.library import ProfileLibrary
 from controller.session.events import Event, Finished
 from controller.session.service import SessionRequest, SessionService, clock_for
 
-__all__ = ["attach", "serve", "status", "stop"]
+__all__ = ["arm", "attach", "serve", "status", "stop"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -102,10 +102,19 @@ def serve(args: argparse.Namespace) -> int:
         )
     )
     data_dir = data_dir_of(args)
+    from controller.mqtt.config import load_config, read_password
+
+    # the settings are checked before anything is opened: a problem is one sentence, exit 1
+    settings = load_config(args.config_dir, getattr(args, "config", None))
+    if settings.mqtt is not None:
+        read_password(settings.mqtt)
     _daemon_logging(int(args.verbose))
     service = SessionService(ProfileLibrary(args.config_dir), config_dir=args.config_dir)
 
     async def main() -> None:
+        from controller.cli.commands import version
+        from controller.mqtt.bridge import MqttBridge, serve_with_bridge
+
         with Ledger.open(data_dir, simulated=radio.simulated) as ledger:
             for record in ledger.recovered:
                 log.warning(
@@ -114,7 +123,10 @@ def serve(args: argparse.Namespace) -> int:
                     record.profile,
                 )
             daemon = NodeDaemon(service, ledger, data_dir, radio)
-            await daemon.serve()
+            bridge = None
+            if settings.mqtt is not None:
+                bridge = MqttBridge(daemon, settings.mqtt, version=version())
+            await serve_with_bridge(daemon, bridge, settings=settings.path)
 
     asyncio.run(main())
     return EXIT_OK
@@ -439,3 +451,50 @@ def remote_signals(session: RemoteSession) -> contextlib.AbstractContextManager[
             (signal.SIGHUP, session.detach),
         )
     )
+
+
+# --- relieve arm ------------------------------------------------------------------------------
+
+
+def arm(args: argparse.Namespace) -> int:
+    """``relieve arm [--yes]``: confirm here the precautions a remote start needs."""
+    data_dir = data_dir_of(args)
+    yes = bool(args.yes)
+    return asyncio.run(_arm(data_dir, yes=yes, interactive=sys.stdin.isatty()))
+
+
+async def _arm(data_dir: Path, *, yes: bool, interactive: bool) -> int:
+    from controller.cli.run import Terminal
+
+    connection = await connect(data_dir)
+    if connection is None:
+        raise DaemonError(
+            f"No node daemon (relieve serve) runs on {data_dir}; remote start is armed in the "
+            "daemon that takes the remote commands."
+        )
+    try:
+        try:
+            answer = await connection.request("arm", confirmed=[])
+        except DaemonError as first:
+            needed = first.reply
+            if needed is None or needed.get("code") != "confirm":
+                raise
+            terminal = Terminal(yes=yes, interactive=interactive)
+            confirmed = []
+            for item in needed.get("confirm") or []:
+                if not isinstance(item, dict):
+                    continue
+                if not await terminal.confirm(str(item.get("text"))):
+                    print("relieve: not confirmed, so remote start is not armed.", file=sys.stderr)
+                    return EXIT_FAILED
+                confirmed.append(item.get("id"))
+            answer = await connection.request("arm", confirmed=confirmed)
+    finally:
+        await connection.close()
+    profiles = ", ".join(str(p) for p in answer.get("profiles") or [])
+    print(
+        f"relieve: remote start armed until {_local(answer.get('armed_until'))} for one "
+        f"session of: {profiles}.",
+        file=sys.stderr,
+    )
+    return EXIT_OK

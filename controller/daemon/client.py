@@ -125,7 +125,9 @@ class DaemonConnection:
         finally:
             self._waiting.pop(number, None)
         if not answer.get("ok"):
-            raise DaemonError(str(answer.get("error") or f"The node daemon refused '{verb}'."))
+            refused = DaemonError(str(answer.get("error") or f"The node daemon refused '{verb}'."))
+            refused.reply = answer  # the whole reply, for a caller that reads more of it
+            raise refused
         return answer
 
     def send(self, obj: Mapping[str, Any]) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_LINE_BYTES",
     "SOCKET_NAME",
     "AnswerRequest",
+    "ArmRequest",
     "AttachRequest",
     "CheckRequest",
     "ControlRequest",
@@ -130,6 +131,14 @@ class ControlRequest(_Strict):
     )
 
 
+class ArmRequest(_Strict):
+    """Arm remote start: the person confirmed, here, the precautions of every profile a remote
+    start may run (``confirmed``: their ids). Without them the reply lists what to confirm."""
+
+    request: Literal["arm"]
+    confirmed: Annotated[list[Literal["heat", "cold", "gun"]], Field(max_length=3)] = []
+
+
 class AnswerRequest(_Strict):
     """The answer to a question the daemon asked (resume after a long link loss?)."""
 
@@ -139,7 +148,13 @@ class AnswerRequest(_Strict):
 
 
 Request = Annotated[
-    StatusRequest | AttachRequest | CheckRequest | StartRequest | ControlRequest | AnswerRequest,
+    StatusRequest
+    | AttachRequest
+    | CheckRequest
+    | StartRequest
+    | ControlRequest
+    | AnswerRequest
+    | ArmRequest,
     Field(discriminator="request"),
 ]
 _REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
@@ -153,6 +168,7 @@ VERBS = (
     "stop",
     "emergency-stop",
     "answer",
+    "arm",
 )
 
 

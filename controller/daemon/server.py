@@ -30,15 +30,16 @@ import signal
 import socket
 import struct
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from controller.daemon.protocol import (
     SOCKET_NAME,
     AnswerRequest,
+    ArmRequest,
     AttachRequest,
     CheckRequest,
     ControlRequest,
@@ -65,6 +66,7 @@ from controller.session.events import (
 from controller.session.service import (
     CONFIRMATIONS,
     AskResume,
+    Person,
     Session,
     SessionError,
     SessionRequest,
@@ -86,11 +88,15 @@ RATE_BURST = 40.0  # ... and at once
 CLOSE_WAIT_S = 2.0  # real seconds a closing connection may take to hand over its last lines
 PENDING_WAIT_S = 60.0  # ... and a client that stopped sending, to get its pending replies
 REPLAY_MAX = 5000  # events kept for a client that attaches mid-session
+ARM_S = 600.0  # real seconds an arming of remote start lasts (the precautions confirmed here)
 UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with its NUL
 
 
 class DaemonError(RelieveError):
-    """The daemon cannot start (or a client cannot reach it); the message says why."""
+    """The daemon cannot start (or a client cannot reach it, or it refused a request); the
+    message says why. ``reply``: the daemon's whole error reply, when it refused."""
+
+    reply: dict[str, Any] | None = None
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -300,6 +306,7 @@ class _Current:
     replay: list[Event] = field(default_factory=list)
     telemetry: dict[str, Telemetry] = field(default_factory=dict)
     alarms: list[Alarm] = field(default_factory=list)
+    links: dict[str, bool] = field(default_factory=dict)  # role: its link is up
 
     def note(self, event: Event) -> None:
         if isinstance(event, Telemetry):
@@ -310,6 +317,7 @@ class _Current:
         if isinstance(event, SessionStarted):
             self.started = event
             self.state = "running" if event.t >= 0 else "preconditioning"
+            self.links = {role: True for role, name in event.devices.items() if name != "manual"}
         elif isinstance(event, PhaseChanged):
             self.phase = event
             if self.state in ("preconditioning", "starting") and event.t >= 0:
@@ -318,8 +326,12 @@ class _Current:
                 self.state = "preconditioning"
         elif isinstance(event, StateChanged):
             self.state = "running" if event.state in ("resumed", "link-restored") else event.state
+            if event.state == "link-restored":
+                self.links = dict.fromkeys(self.links, True)
         elif isinstance(event, Alarm):
             self.alarms.append(event)
+            if event.reason == "link-lost" and event.role in self.links:
+                self.links[event.role] = False
 
     def events_so_far(self) -> list[Event]:
         """The session's events for a client that attaches now: every event except
@@ -351,6 +363,8 @@ class _Current:
                 out["phase_left_s"] = max(0.0, phase.t + phase.duration_s - now)
         if self.alarms:
             out["alarms"] = [alarm.to_json() for alarm in self.alarms]
+        if self.links:
+            out["links"] = dict(self.links)
         return out
 
 
@@ -375,6 +389,34 @@ class _Starter:
 
     async def health_answers(self) -> Mapping[str, bool] | None:
         return self.request.health_answers
+
+    @property
+    def ask_resume(self) -> AskResume | None:
+        return self.daemon.ask_attached
+
+
+class _ArmedPerson:
+    """The person behind a remote start: the precautions were confirmed when remote start
+    was armed at a local client; nothing else can be asked (no health answers, no override).
+    """
+
+    def __init__(self, daemon: NodeDaemon, confirmed: frozenset[str], source: str) -> None:
+        self.daemon, self.confirmed, self.source = daemon, confirmed, source
+
+    async def confirm(self, text: str) -> bool:
+        key = next((k for k, v in CONFIRMATIONS.items() if v == text), None)
+        if key is None or key not in self.confirmed:
+            raise SessionError(
+                "This was not confirmed when remote start was armed, so nothing was turned "
+                f"on: {text}"
+            )
+        return True
+
+    def notice(self, text: str) -> None:
+        log.info("notice for a remote start (%s): %s", self.source, text)
+
+    async def health_answers(self) -> Mapping[str, bool] | None:
+        return None  # asked at a local client only (relieve health)
 
     @property
     def ask_resume(self) -> AskResume | None:
@@ -409,6 +451,12 @@ class NodeDaemon:
         self._question_texts: dict[int, str] = {}
         self._stopping: asyncio.Event | None = None
         self._signals = 0
+        # who hears of every event and change besides the attached clients (the MQTT bridge)
+        self.observers: list[Callable[[Event | None], None]] = []
+        # the profiles a remote start may run (empty: remote start is off), and the arming:
+        # the precautions confirmed at a local client, until a monotonic deadline
+        self.remote_profiles: tuple[str, ...] = ()
+        self.armed: tuple[frozenset[str], float, datetime] | None = None
 
     # --- the server ----------------------------------------------------------------------
 
@@ -593,6 +641,8 @@ class NodeDaemon:
             self._control(client, request)
         elif isinstance(request, AnswerRequest):
             self._answer(client, request)
+        elif isinstance(request, ArmRequest):
+            self._spawn(client, self._arm(client, request))
 
     def _spawn(self, client: _Client, work: Any) -> None:
         task = asyncio.ensure_future(work)
@@ -673,6 +723,17 @@ class NodeDaemon:
         if self.current is not None:
             client.send(error_reply("start", request.id, self._busy(self.current), code="busy"))
             return
+        if request.attach:
+            client.attached = True
+        log.info(
+            "client command: start %s (by %s, from %s)", request.profile, request.started_by, client
+        )
+        current = self.begin(request, _Starter(self, client, request))
+        self._spawn(client, self._reply_when_begun(client, request, current))
+
+    def begin(self, request: StartRequest, person: Person) -> _Current:
+        """Start the session ``request`` asks for, asking ``person``; it runs in a task of its
+        own. The caller has checked that no session runs and the daemon is not stopping."""
         radio = self.radio
         session_request = SessionRequest(
             profile=request.profile,
@@ -686,20 +747,14 @@ class NodeDaemon:
             started_by=request.started_by,
             clock=radio.clock,
         )
-        session = self.service.session(
-            session_request, _Starter(self, client, request), self.ledger
-        )
+        session = self.service.session(session_request, person, self.ledger)
         began: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         current = _Current(session, request, request.started_by, datetime.now(UTC), began)
         self.current = current
-        if request.attach:
-            client.attached = True
         session.subscribe(functools.partial(self._on_event, current))
-        log.info(
-            "client command: start %s (by %s, from %s)", request.profile, request.started_by, client
-        )
         current.task = asyncio.ensure_future(self._run(current))
-        self._spawn(client, self._reply_when_begun(client, request, current))
+        self._changed(None)
+        return current
 
     async def _reply_when_begun(
         self, client: _Client, request: StartRequest, current: _Current
@@ -730,6 +785,7 @@ class NodeDaemon:
             if self.current is current:
                 self.current = None
             self._close_questions()
+            self._changed(None)
         if not began.done():
             began.set_result(None)
         self.last = {
@@ -773,20 +829,39 @@ class NodeDaemon:
         for client in list(self.clients):
             if client.attached:
                 client.send(line)
+        self._changed(event)
+
+    def _changed(self, event: Event | None) -> None:
+        """Tell the observers (the MQTT bridge): an event, or None when the node's state
+        changed otherwise (a session began or ended, remote start armed). An observer's
+        failure never reaches the session."""
+        for observer in list(self.observers):
+            try:
+                observer(event)
+            except Exception:
+                log.exception("relieve bug: an observer failed")
 
     def _control(self, client: _Client, request: ControlRequest) -> None:
         verb = request.request
-        current = self.current
         log.info("client command: %s (from %s)", verb, client)
+        by = f"by {request.by}" + (f" (pid {client.pid})" if client.pid else "")
+        if not self.control(verb, by) and verb in ("stop", "emergency-stop"):
+            client.send(reply(verb, request.id, stopped=False, message="No session runs."))
+            return
+        client.send(reply(verb, request.id, stopped=verb in ("stop", "emergency-stop")))
+
+    def control(self, verb: str, by: str) -> bool:
+        """Pause, resume, stop or emergency-stop the session (``by``: who, for the reason
+        recorded); whether one ran. Stop and emergency stop never fail; a pause or resume
+        that cannot be done raises :class:`DaemonError` with the sentence why."""
+        current = self.current
         if current is None:
             if verb in ("stop", "emergency-stop"):
-                client.send(reply(verb, request.id, stopped=False, message="No session runs."))
-                return
+                return False
             raise DaemonError("No session is running on this node.")
         session = current.session
-        reason = f"by {request.by}" + (f" (pid {client.pid})" if client.pid else "")
         if verb == "stop":
-            session.stop(f"stopped {reason}")
+            session.stop(f"stopped {by}")
         elif verb == "emergency-stop":
             session.emergency_stop()
         elif verb == "pause":
@@ -794,12 +869,108 @@ class NodeDaemon:
                 raise DaemonError("The session has not begun yet; it can be stopped, not paused.")
             if session.paused:
                 raise DaemonError("The session is already paused.")
-            session.pause(f"paused {reason}")
-        else:
+            session.pause(f"paused {by}")
+        elif verb == "resume":
             if not session.paused:
                 raise DaemonError("The session is not paused.")
             session.resume()
-        client.send(reply(verb, request.id, stopped=verb in ("stop", "emergency-stop")))
+        else:
+            raise DaemonError(f"relieve bug: no control {verb!r}")
+        return True
+
+    # --- remote start -----------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping is not None and self._stopping.is_set()
+
+    def armed_until(self) -> datetime | None:
+        """Until when a remote start may begin (None: not armed, or the arming ran out)."""
+        armed = self.armed
+        if armed is None or time.monotonic() >= armed[1]:
+            return None
+        return armed[2]
+
+    async def _remote_confirmations(self) -> dict[str, str]:
+        """What arming confirms: the precautions of every profile a remote start may run."""
+        service = self.service
+
+        def work() -> dict[str, str]:
+            out: dict[str, str] = {}
+            for profile in self.remote_profiles:
+                out.update(service.confirmations(profile))
+            return out
+
+        return await asyncio.to_thread(work)
+
+    async def _arm(self, client: _Client, request: ArmRequest) -> None:
+        if not self.remote_profiles:
+            client.send(
+                error_reply(
+                    "arm",
+                    request.id,
+                    "Remote start is off on this node; set remote_start = true and "
+                    "start_profiles in config.toml's [mqtt] table to allow it.",
+                )
+            )
+            return
+        try:
+            needed = await self._remote_confirmations()
+        except RelieveError as exc:
+            client.send(error_reply("arm", request.id, f"A remote start profile: {exc}"))
+            return
+        if any(key not in request.confirmed for key in needed):
+            answer = error_reply(
+                "arm",
+                request.id,
+                "Confirm these precautions here first, then arm again with them.",
+                code="confirm",
+            )
+            answer["confirm"] = [{"id": key, "text": text} for key, text in needed.items()]
+            client.send(answer)
+            return
+        until = datetime.now(UTC) + timedelta(seconds=ARM_S)
+        self.armed = (frozenset(needed), time.monotonic() + ARM_S, until)
+        log.info("client command: arm remote start until %s (from %s)", until.isoformat(), client)
+        client.send(
+            reply(
+                "arm",
+                request.id,
+                armed_until=until.isoformat(timespec="seconds"),
+                profiles=list(self.remote_profiles),
+            )
+        )
+        self._changed(None)
+
+    async def start_remote(self, profile: str, source: str) -> str | None:
+        """A remote start of ``profile`` (from MQTT): None when the session began, else the
+        sentence why not. Only the remote start profiles, only when armed (the precautions
+        confirmed at a local client within :data:`ARM_S`), never an allowance override, never
+        a health answer; every other rule of a start applies. An arming starts one session."""
+        if not self.remote_profiles:
+            return "remote start is off on this node (mqtt.remote_start in config.toml)"
+        if profile not in self.remote_profiles:
+            return f"{profile} is not one of this node's start_profiles"
+        if self.stopping:
+            return "the node daemon is stopping"
+        if self.current is not None:
+            return self._busy(self.current)
+        armed = self.armed
+        if armed is None or time.monotonic() >= armed[1]:
+            return (
+                "remote start is not armed: confirm the precautions at the node first "
+                "(relieve arm), then start within 10 minutes"
+            )
+        try:
+            needed = set(self.service.confirmations(profile))
+        except RelieveError as exc:
+            return " ".join(str(exc).split())
+        if not needed <= armed[0]:
+            return "the arming did not confirm this profile's precautions; arm again"
+        request = StartRequest(request="start", profile=profile, started_by="mqtt")
+        self.armed = None  # one arming, one session
+        current = self.begin(request, _ArmedPerson(self, armed[0], source))
+        return await asyncio.shield(current.began)
 
     # --- questions during a session ------------------------------------------------------
 

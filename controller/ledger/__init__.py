@@ -1,9 +1,11 @@
-"""The exposure ledger (S3): every session, the phases it delivered, injuries, allowances.
+"""The exposure ledger (S3): every session, the phases it delivered, injuries, allowances, and
+the commands the controller was given.
 
 One package, by what each module holds:
 
 * :mod:`~controller.ledger.store` -- :class:`Ledger`: opening, reading, reserving a session
-  (allowances checked and the session recorded in one step), recovery after a crash;
+  (allowances checked and the session recorded in one step), recording commands, recovery after
+  a crash;
 * :mod:`~controller.ledger.records` -- the records, tables and rows;
 * :mod:`~controller.ledger.recorder` -- the recorder of one running session and its lock file;
 * :mod:`~controller.ledger.writer` -- writing a running session's records off the event loop;
@@ -18,6 +20,7 @@ from controller.ledger.store import (
     DATA_DIR_ENV,
     SCHEMA_VERSION,
     AlarmRecord,
+    CommandRecord,
     DeviceInfo,
     InjuryRecord,
     Ledger,
@@ -37,6 +40,7 @@ __all__ = [
     "DATA_DIR_ENV",
     "SCHEMA_VERSION",
     "AlarmRecord",
+    "CommandRecord",
     "DeviceInfo",
     "InjuryRecord",
     "Ledger",

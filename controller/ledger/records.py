@@ -1,17 +1,20 @@
 """The exposure ledger's records and their SQLite form: tables, rows, timestamps, errors (S3).
 
 What a caller reads back from :class:`controller.ledger.Ledger` (sessions with their phases and
-alarms, devices, injuries), the tables that hold them, how rows and JSON columns become records,
-and the SQLite helpers both the ledger and :class:`controller.ledger.recorder.SessionRecorder`
-write through: one ``BEGIN IMMEDIATE`` transaction, and every database or file error as one
-sentence that says what to do. Callers import these names from :mod:`controller.ledger`.
+alarms, devices, injuries, the commands the controller was given), the tables that hold them, how
+rows and JSON columns become records, and the SQLite helpers both the ledger and
+:class:`controller.ledger.recorder.SessionRecorder` write through: one ``BEGIN IMMEDIATE``
+transaction, and every database or file error as one sentence that says what to do. Callers
+import these names from :mod:`controller.ledger`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sqlite3
+import unicodedata
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,11 +26,16 @@ from profiles.errors import RelieveError
 from profiles.plan import Mode
 
 __all__ = [
+    "COMMAND_MAX",
     "DATA_DIR_ENV",
+    "DETAIL_MAX",
     "MODES",
     "OUTCOMES",
+    "REASON_MAX",
     "SCHEMA_VERSION",
+    "SOURCE_MAX",
     "AlarmRecord",
+    "CommandRecord",
     "DeviceInfo",
     "InjuryRecord",
     "LedgerError",
@@ -39,6 +47,8 @@ __all__ = [
     "SessionRecord",
     "alarms_from",
     "alarms_json",
+    "bounded_text",
+    "command_from",
     "connect",
     "devices_from",
     "devices_json",
@@ -61,8 +71,9 @@ __all__ = [
 # The environment variable that chooses the data directory (named in error messages).
 DATA_DIR_ENV = "RELIEVE_DATA_DIR"
 # 1: the first; 2: sessions.planned (what a running session is still to deliver, for the
-# allowance checks of other processes).
-SCHEMA_VERSION = 2
+# allowance checks of other processes); 3: the commands table (remote and local commands, with
+# where they came from and whether they were carried out).
+SCHEMA_VERSION = 3
 # SQLite's bound-parameter limit, with room: phases are read for this many sessions at a time.
 _SESSIONS_PER_QUERY = 500
 
@@ -111,7 +122,32 @@ CREATE TABLE IF NOT EXISTS injuries (
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS injuries_at ON injuries (at);
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    source TEXT NOT NULL,
+    command TEXT NOT NULL,
+    detail TEXT,
+    accepted INTEGER NOT NULL CHECK (accepted IN (0, 1)),
+    reason TEXT,
+    session_id INTEGER REFERENCES sessions (id) ON DELETE SET NULL
+);
+CREATE INDEX IF NOT EXISTS commands_at ON commands (at);
+CREATE INDEX IF NOT EXISTS commands_session ON commands (session_id);
 """
+
+# The longest text a command record keeps of each field, in characters; longer text is cut and
+# ends in an ellipsis, so a hostile remote payload cannot bloat the history.
+SOURCE_MAX = 80
+COMMAND_MAX = 32
+DETAIL_MAX = 200
+REASON_MAX = 300
+_ELLIPSIS = "\u2026"
+# Unicode categories removed from recorded text: control and format characters (terminal escapes,
+# bidirectional overrides) and lone surrogates (which SQLite cannot store).
+_REMOVED_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+# Characters that separate words or lines: recorded as one space each.
+_SPACES = frozenset("\t\n\v\f\r\x1c\x1d\x1e\x1f\x85\u2028\u2029")
 
 
 class LedgerError(RelieveError):
@@ -216,6 +252,28 @@ class InjuryRecord:
     id: int
     area: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    """A command the controller was given, and what became of it.
+
+    ``source``: where it came from (``mqtt``, ``socket pid 4242``, ``relieve stop``); ``command``:
+    ``stop``, ``emergency-stop``, ``pause``, ``resume``, ``start``, ...; ``detail``: what it
+    named (the profile of a start); ``accepted``: whether it was carried out, ``reason`` why not
+    (or a note); ``session_id``: the session it concerned, if any (None when that session is not,
+    or no longer, in the history). Texts are as stored: cut to their bounds, control characters
+    removed.
+    """
+
+    id: int
+    at: datetime
+    source: str
+    command: str
+    detail: str | None
+    accepted: bool
+    reason: str | None
+    session_id: int | None
 
 
 # --- timestamps ---------------------------------------------------------------------------------
@@ -456,6 +514,35 @@ def insert_session(
 def injury_from(row: sqlite3.Row) -> InjuryRecord:
     """An ``injuries`` row as a record."""
     return InjuryRecord(row["id"], row["area"], from_stamp(row["at"]))
+
+
+def bounded_text(text: str, limit: int) -> str:
+    """``text`` as a command record keeps it: control and format characters removed (line breaks
+    and tabs become spaces), surrounding white space stripped, and at most ``limit`` characters,
+    the last an ellipsis when it was cut. Reads no further into ``text`` than it needs."""
+    kept = (
+        " " if char in _SPACES else char
+        for char in text
+        if char in _SPACES or unicodedata.category(char) not in _REMOVED_CATEGORIES
+    )
+    head = "".join(itertools.islice(itertools.dropwhile(str.isspace, kept), limit + 1))
+    if len(head) > limit:
+        return head[: limit - 1].rstrip() + _ELLIPSIS
+    return head.rstrip()
+
+
+def command_from(row: sqlite3.Row) -> CommandRecord:
+    """A ``commands`` row as a record."""
+    return CommandRecord(
+        id=row["id"],
+        at=from_stamp(row["at"]),
+        source=row["source"],
+        command=row["command"],
+        detail=row["detail"],
+        accepted=bool(row["accepted"]),
+        reason=row["reason"],
+        session_id=row["session_id"],
+    )
 
 
 def load_sessions(

@@ -1,4 +1,5 @@
-"""The exposure ledger: every session, the phases it delivered, and recorded injuries (S3).
+"""The exposure ledger: every session, the phases it delivered, recorded injuries (S3), and the
+commands the controller was given, with their source.
 
 One SQLite file (stdlib ``sqlite3``, WAL) in the data directory: ``ledger.sqlite3`` for real
 devices, ``ledger-simulated.sqlite3`` for simulated ones, so simulated minutes never count against
@@ -15,10 +16,10 @@ lock is held is never touched, however old its heartbeat.
 Timestamps come from the caller (the session engine knows when things happened, also in
 rehearsals that run faster than real time) and are stored as UTC ISO-8601 with offset.
 
-This module holds :class:`Ledger` (opening, reading, allowance checks, recovery); the records,
-tables and row conversion are in :mod:`controller.ledger.records`, the recorder of a running
-session and its lock files in :mod:`controller.ledger.recorder`. Callers import from
-:mod:`controller.ledger`.
+This module holds :class:`Ledger` (opening, reading, recording commands, allowance checks,
+recovery); the records, tables and row conversion are in :mod:`controller.ledger.records`, the
+recorder of a running session and its lock files in :mod:`controller.ledger.recorder`. Callers
+import from :mod:`controller.ledger`.
 """
 
 from __future__ import annotations
@@ -48,9 +49,14 @@ from controller.ledger.recorder import (
     try_lock,
 )
 from controller.ledger.records import (
+    COMMAND_MAX,
     DATA_DIR_ENV,
+    DETAIL_MAX,
+    REASON_MAX,
     SCHEMA_VERSION,
+    SOURCE_MAX,
     AlarmRecord,
+    CommandRecord,
     DeviceInfo,
     InjuryRecord,
     LedgerError,
@@ -62,6 +68,8 @@ from controller.ledger.records import (
     SessionRecord,
     alarms_from,
     alarms_json,
+    bounded_text,
+    command_from,
     connect,
     ensure_schema,
     from_stamp,
@@ -81,6 +89,7 @@ __all__ = [
     "DATA_DIR_ENV",
     "SCHEMA_VERSION",
     "AlarmRecord",
+    "CommandRecord",
     "DeviceInfo",
     "InjuryRecord",
     "Ledger",
@@ -141,6 +150,11 @@ def planned_phases(plan: Plan) -> tuple[PlannedPhase, ...]:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _bounded_or_none(text: str | None, limit: int) -> str | None:
+    """An optional text as a command record keeps it; None when nothing of it is left."""
+    return None if text is None else bounded_text(text, limit) or None
 
 
 class Ledger:
@@ -375,6 +389,82 @@ class Ledger:
         log.info("injury on %s at %s recorded", area, at.isoformat())
         return InjuryRecord(injury_id, area, at)
 
+    def record_command(
+        self,
+        command: str,
+        *,
+        source: str,
+        accepted: bool,
+        reason: str | None = None,
+        detail: str | None = None,
+        session_id: int | None = None,
+        at: datetime | None = None,
+    ) -> CommandRecord:
+        """Record a command the controller was given (``stop``, ``start``, ...), where it came
+        from (``mqtt``, ``socket pid 4242``), whether it was carried out and why not; returns the
+        record as stored.
+
+        The texts may come from a remote payload: each is cut to its bound (``source`` 80,
+        ``command`` 32, ``detail`` 200, ``reason`` 300 characters, the last an ellipsis) and
+        control characters are removed; an optional text left empty is stored as None.
+        ``session_id``: the session it concerns; when that session is not (or no longer, being
+        withdrawn) in this history, the command is still recorded, without a session, and a
+        warning logged: the record of the command matters more than its link. ``at`` defaults
+        to :meth:`now`.
+
+        One write transaction; it blocks (up to a few seconds while another process writes),
+        so an event loop runs it on a thread.
+        """
+        moment = self.now() if at is None else at
+        moment_text = stamp(moment)
+        source_text = bounded_text(source, SOURCE_MAX)
+        command_text = bounded_text(command, COMMAND_MAX)
+        detail_text = _bounded_or_none(detail, DETAIL_MAX)
+        reason_text = _bounded_or_none(reason, REASON_MAX)
+        linked = session_id
+        with self._db() as conn, transaction(conn):
+            if (
+                linked is not None
+                and conn.execute("SELECT 1 FROM sessions WHERE id = ?", (linked,)).fetchone()
+                is None
+            ):
+                log.warning(
+                    "command %r: there is no session %d in the history; recorded without one",
+                    command_text,
+                    linked,
+                )
+                linked = None
+            cursor = conn.execute(
+                "INSERT INTO commands (at, source, command, detail, accepted, reason, session_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    moment_text,
+                    source_text,
+                    command_text,
+                    detail_text,
+                    int(accepted),
+                    reason_text,
+                    linked,
+                ),
+            )
+            command_id = inserted_id(cursor)
+        log.info(
+            "command %r from %r %s recorded",
+            command_text,
+            source_text,
+            "accepted" if accepted else "refused",
+        )
+        return CommandRecord(
+            id=command_id,
+            at=moment,
+            source=source_text,
+            command=command_text,
+            detail=detail_text,
+            accepted=accepted,
+            reason=reason_text,
+            session_id=linked,
+        )
+
     # --- reading --------------------------------------------------------------------------
 
     def sessions(
@@ -415,6 +505,24 @@ class Ledger:
                 (None, None) if since is None else (stamp(since), stamp(since)),
             ).fetchall()
         return [injury_from(row) for row in rows]
+
+    def commands(
+        self, since: datetime | None = None, limit: int | None = None
+    ) -> list[CommandRecord]:
+        """Commands recorded at or after ``since`` (all when None), newest first; at most
+        ``limit`` of them (all when None)."""
+        if limit is not None and limit < 0:
+            raise ValueError(f"a limit of commands cannot be negative, not {limit}")
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT * FROM commands WHERE ? IS NULL OR at >= ? "
+                "ORDER BY at DESC, id DESC LIMIT ?",
+                (
+                    *((None, None) if since is None else (stamp(since), stamp(since))),
+                    -1 if limit is None else limit,
+                ),
+            ).fetchall()
+        return [command_from(row) for row in rows]
 
     def exposure(self, day: date | None = None) -> allowances.Exposure:
         """Seconds of heat, cold and massage per area on a local day (default: today)."""

@@ -7,7 +7,8 @@ Every node publishes under ``relieve/<node>/``:
 * ``telemetry/<role>``: a device's readings, at most once a second per role, not retained;
 * ``event``: the session's events (alarms, prompts, started, finished ...), never retained;
 * ``cmd/<command>``: commands in (``stop``, ``emergency-stop``, ``pause``, ``resume``,
-  ``start``), each answered on ``cmd/result`` with ``{"command", "accepted", "reason"}``.
+  ``start``), each answered on ``cmd/result`` with ``{"command", "accepted", "reason"}``;
+* ``set/profile``: the profile a ``start`` without one runs (remote start only).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class NodeTopics:
         self.event = f"{self.base}/event"
         self.result = f"{self.base}/cmd/result"
         self.commands = f"{self.base}/cmd/+"
+        self.select_profile = f"{self.base}/set/profile"  # the profile a start button runs
 
     def telemetry(self, role: str) -> str:
         return f"{self.base}/telemetry/{role}"
@@ -94,9 +96,12 @@ class _Payload(BaseModel):
 
 
 class StartPayload(_Payload):
-    """``cmd/start``: the profile to run (one of the node's ``start_profiles``)."""
+    """``cmd/start``: the profile to run (one of the node's ``start_profiles``); ``{}``: the
+    one chosen on ``set/profile``."""
 
-    profile: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    profile: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")] | None
+    ) = None
 
 
 class EmptyPayload(_Payload):
