@@ -70,12 +70,14 @@ class MqttBridge:
         *,
         version: str,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        birth_delay_max_s: float = BIRTH_DELAY_MAX_S,
     ) -> None:
         self.daemon = daemon
         self.config = config
         self.version = version
         self.topics = NodeTopics(config.node)
         self.now = now
+        self.birth_delay_max_s = birth_delay_max_s
         self.connected = asyncio.Event()
         self.connects = 0  # how many times it connected (tests, the log)
         self.selected_profile: str | None = (
@@ -286,7 +288,7 @@ class MqttBridge:
         await self._command(client, name, command)
 
     async def _after_birth(self, client: aiomqtt.Client) -> None:
-        await asyncio.sleep(_JITTER.uniform(0, BIRTH_DELAY_MAX_S))
+        await asyncio.sleep(_JITTER.uniform(0, self.birth_delay_max_s))
         with contextlib.suppress(aiomqtt.MqttError):
             await self._publish_all(client)
 
