@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -510,3 +511,38 @@ def test_status_without_a_daemon_or_a_session_says_so(bare_node: Node) -> None:
     assert f"node {bare_node.data}: no daemon (relieve serve) runs here" in done.stdout
     assert "no session is running" in done.stdout.splitlines()
     assert done.stderr == ""
+
+
+# --- arming remote start at the node ----------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_relieve_arm_needs_remote_start_and_then_arms_one_start(bare_node: Node) -> None:
+    node = bare_node
+    daemon = node.serve("--simulate")
+    refused = node.relieve("arm", "--yes")
+    assert refused.returncode == 1
+    assert "Remote start is off on this node" in refused.stderr
+    daemon.popen.send_signal(signal.SIGTERM)
+    assert daemon.wait() == 0, daemon.log()
+
+    # a [mqtt] table allowing one profile; no broker listens there, and the daemon serves all
+    # the same (the bridge only retries)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = Path(node.env["RELIEVE_CONFIG_DIR"])
+    (config / "config.toml").write_text(
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nnode = "test-room"\n'
+        'remote_start = true\nstart_profiles = ["contrast-quick"]\n'
+    )
+    daemon = node.serve("--simulate")
+    armed = node.relieve("arm", "--yes")
+    assert armed.returncode == 0, armed.stderr
+    assert "Remote start armed until" in armed.stderr
+    assert "contrast-quick" in armed.stderr
+    daemon.popen.send_signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    log = daemon.log()
+    assert "arm remote start until" in log
+    assert "Traceback" not in log

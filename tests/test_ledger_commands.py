@@ -5,6 +5,7 @@ the table, newer ones are refused; failures are one sentence."""
 from __future__ import annotations
 
 import contextlib
+import json
 import resource
 import signal
 import sqlite3
@@ -344,3 +345,30 @@ def test_a_locked_file_is_one_sentence(tmp_path: Path, monkeypatch: pytest.Monke
             blocker.close()
         assert "\n" not in str(caught.value)
         assert ledger.commands() == []
+
+
+def test_relieve_history_commands_lists_them_newest_first_as_a_table_and_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from controller.cli.commands import main
+
+    with Ledger.open(tmp_path, simulated=True) as ledger:
+        ledger.record_command(
+            "start", source="mqtt", accepted=False, reason="not armed", detail="contrast-quick"
+        )
+        ledger.record_command("stop", source="mqtt", accepted=True)
+    assert main(["--data-dir", str(tmp_path), "history", "--simulated", "--commands"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["when", "source", "command", "result", "session", "why"]
+    assert table[1].split()[2:5] == ["mqtt", "stop", "accepted"]
+    assert table[2].split()[2:6] == ["mqtt", "start", "contrast-quick", "refused"]
+    assert table[2].endswith("not armed")
+    assert (
+        main(["--data-dir", str(tmp_path), "history", "--simulated", "--commands", "--json"]) == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["command"], r["accepted"], r["reason"]) for r in rows] == [
+        ("stop", True, None),
+        ("start", False, "not armed"),
+    ]
+    assert rows[1]["detail"] == "contrast-quick"

@@ -562,3 +562,34 @@ def test_relieve_tui_looks_for_the_daemon_on_its_data_directory(
     assert main(["--config-dir", str(tmp_path), "tui"]) == 0
     assert main(["--config-dir", str(tmp_path), "demo", "--tui"]) == 0
     assert looked == [data_dir, tmp_path / "default", None]  # the demo: a throw-away history
+
+
+async def test_arm_remote_start_asks_the_precautions_in_modals_and_arms_the_daemon(
+    tmp_path: Path,
+) -> None:
+    async with node(tmp_path) as n:
+        n.daemon.remote_profiles = (PROFILE,)
+        async with tui(n, start=False, yes=False) as v:
+            await v.until(lambda: v.app.node is not None, move_time=False)
+            commands = [c.title for c in v.app.get_system_commands(v.app.screen)]
+            assert "Arm remote start" in commands
+            v.app.action_arm()
+            for _ in range(2):  # heat, then cold: each in its own modal, answered yes
+                await v.until(lambda: isinstance(v.app.screen, ConfirmScreen), move_time=False)
+                await v.pilot.press("y")
+            await v.until(lambda: n.daemon.armed_until() is not None, move_time=False)
+            assert n.daemon.armed is not None
+            assert n.daemon.armed[0] == {"heat", "cold"}
+            await v.until(lambda: any("armed until" in t for t in v.toasts()), move_time=False)
+
+
+async def test_arm_remote_start_answered_no_leaves_the_daemon_unarmed(tmp_path: Path) -> None:
+    async with node(tmp_path) as n:
+        n.daemon.remote_profiles = (PROFILE,)
+        async with tui(n, start=False, yes=False) as v:
+            await v.until(lambda: v.app.node is not None, move_time=False)
+            v.app.action_arm()
+            await v.until(lambda: isinstance(v.app.screen, ConfirmScreen), move_time=False)
+            await v.pilot.press("n")
+            await v.until(lambda: any("not armed" in t for t in v.toasts()), move_time=False)
+            assert n.daemon.armed_until() is None

@@ -28,7 +28,13 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import Worker
 
-from controller.daemon.client import DaemonConnection, RemoteSession, connect, radio_conflict
+from controller.daemon.client import (
+    DaemonConnection,
+    RemoteSession,
+    arm_remote_start,
+    connect,
+    radio_conflict,
+)
 from controller.daemon.server import DaemonError
 from controller.ledger import Ledger
 from controller.session.events import Event, Finished, SessionStarted, Telemetry
@@ -526,7 +532,28 @@ class RelieveApp(App[int]):
         )
         yield SystemCommand("Health questions", "Answer, review or change them", self.action_health)
         yield SystemCommand("Help", "Every key, and the safety notes", self.action_help)
+        if self.node is not None:
+            yield SystemCommand(
+                "Arm remote start",
+                "Confirm the precautions here: one MQTT start within 10 minutes",
+                self.action_arm,
+            )
         yield from super().get_system_commands(screen)
+
+    def action_arm(self) -> None:
+        """Arm remote start in the node daemon: the precautions confirmed here, in modals."""
+        if self.node is None:
+            self.notify("No node daemon runs here; remote start is armed in one.", markup=False)
+            return
+        self.run_worker(self._arm(), group="arm")
+
+    async def _arm(self) -> None:
+        person = TuiPerson(self, yes=False)
+        armed, sentence = await arm_remote_start(self.launch.data_dir, person)
+        if armed:
+            self.notify(sentence, timeout=8, markup=False)
+        else:
+            self.notify(sentence, severity="warning", timeout=8, markup=False)
 
 
 def build_app(

@@ -314,6 +314,11 @@ def _add_history_commands(commands: argparse._SubParsersAction[argparse.Argument
     history.add_argument(
         "--simulated", action="store_true", help="the history of simulated devices"
     )
+    history.add_argument(
+        "--commands",
+        action="store_true",
+        help="the remote (MQTT) commands the node was given, with their source and result",
+    )
     history.set_defaults(handler=_history)
 
     injury = commands.add_parser(

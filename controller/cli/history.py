@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -69,6 +70,8 @@ def history(
 ) -> int:
     """Sessions newest first, today's minutes per modality and area; or JSON / CSV."""
     out = out or sys.stdout
+    if getattr(args, "commands", False):
+        return _commands(args, now=now, tz=tz, out=out)
     with open_ledger(args, simulated=args.simulated, now=now, tz=tz) as ledger:
         current = ledger.now()
         today = allowances.local_day(current, tz)
@@ -94,6 +97,47 @@ def history(
         out.write(f"{'#':>4}  {'start':<20}  {'length':>7}  {'outcome':<11}  profile\n")
         for session in sessions:
             out.write(_session_line(session, tz))
+    return 0
+
+
+def _commands(args: argparse.Namespace, *, now: Now | None, tz: tzinfo | None, out: IO[str]) -> int:
+    """``--commands``: the remote commands the node was given (MQTT), newest first."""
+    with open_ledger(args, simulated=args.simulated, now=now, tz=tz) as ledger:
+        since = None
+        if args.today:
+            since = allowances.day_start(allowances.local_day(ledger.now(), tz), tz)
+        records = ledger.commands(since)
+    if args.json:
+        rows = [
+            {
+                "at": record.at.astimezone(tz).isoformat(timespec="seconds"),
+                "source": record.source,
+                "command": record.command,
+                "detail": record.detail,
+                "accepted": record.accepted,
+                "reason": record.reason,
+                "session": record.session_id,
+            }
+            for record in records
+        ]
+        out.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
+        return 0
+    if args.csv:
+        raise RelieveError("--commands prints a table or --json, not CSV.")
+    if not records:
+        out.write("No remote commands recorded.\n")
+        return 0
+    out.write(f"{'when':<20}  {'source':<8}  {'command':<24}  {'result':<8}  session  why\n")
+    for record in records:
+        when = record.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        what = record.command + (f" {record.detail}" if record.detail else "")
+        result = "accepted" if record.accepted else "refused"
+        session = str(record.session_id) if record.session_id is not None else "-"
+        out.write(
+            f"{when:<20}  {record.source:<8}  {what:<24}  {result:<8}  {session:>7}  "
+            f"{record.reason or ''}".rstrip()
+            + "\n"
+        )
     return 0
 
 

@@ -465,36 +465,8 @@ def arm(args: argparse.Namespace) -> int:
 
 async def _arm(data_dir: Path, *, yes: bool, interactive: bool) -> int:
     from controller.cli.run import Terminal
+    from controller.daemon.client import arm_remote_start
 
-    connection = await connect(data_dir)
-    if connection is None:
-        raise DaemonError(
-            f"No node daemon (relieve serve) runs on {data_dir}; remote start is armed in the "
-            "daemon that takes the remote commands."
-        )
-    try:
-        try:
-            answer = await connection.request("arm", confirmed=[])
-        except DaemonError as first:
-            needed = first.reply
-            if needed is None or needed.get("code") != "confirm":
-                raise
-            terminal = Terminal(yes=yes, interactive=interactive)
-            confirmed = []
-            for item in needed.get("confirm") or []:
-                if not isinstance(item, dict):
-                    continue
-                if not await terminal.confirm(str(item.get("text"))):
-                    print("relieve: not confirmed, so remote start is not armed.", file=sys.stderr)
-                    return EXIT_FAILED
-                confirmed.append(item.get("id"))
-            answer = await connection.request("arm", confirmed=confirmed)
-    finally:
-        await connection.close()
-    profiles = ", ".join(str(p) for p in answer.get("profiles") or [])
-    print(
-        f"relieve: remote start armed until {_local(answer.get('armed_until'))} for one "
-        f"session of: {profiles}.",
-        file=sys.stderr,
-    )
-    return EXIT_OK
+    armed, sentence = await arm_remote_start(data_dir, Terminal(yes=yes, interactive=interactive))
+    print(f"relieve: {sentence}", file=sys.stderr)
+    return EXIT_OK if armed else EXIT_FAILED

@@ -18,6 +18,7 @@ import contextlib
 import errno
 import itertools
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from controller.session.events import (
 from controller.session.service import NotConfirmedError, Person, SessionError, SessionRequest
 from profiles.errors import RelieveError
 
-__all__ = ["DaemonConnection", "RemoteSession", "connect", "radio_conflict"]
+__all__ = ["DaemonConnection", "RemoteSession", "arm_remote_start", "connect", "radio_conflict"]
 
 CONNECT_TIMEOUT_S = 5.0
 REPLY_TIMEOUT_S = 30.0  # a check reads the profile and the history; a start waits for binding
@@ -371,3 +372,36 @@ class RemoteSession:
         task = self._questions.pop(number, None)
         if task is not None:
             task.cancel()  # another client answered; the asking here is closed
+
+
+async def arm_remote_start(data_dir: Path | None, person: Person) -> tuple[bool, str]:
+    """Arm remote start in the daemon of ``data_dir``: ``person`` confirms the precautions the
+    start profiles need. Whether it is armed, and one sentence saying what happened (never
+    raises a RelieveError)."""
+    connection = await connect(data_dir) if data_dir is not None else None
+    if connection is None:
+        return False, "No node daemon (relieve serve) runs here; remote start is armed in one."
+    try:
+        try:
+            answer = await connection.request("arm", confirmed=[])
+        except DaemonError as first:
+            needed = first.reply
+            if needed is None or needed.get("code") != "confirm":
+                raise
+            confirmed = []
+            for item in needed.get("confirm") or []:
+                if not isinstance(item, dict):
+                    continue
+                if not await person.confirm(str(item.get("text"))):
+                    return False, "Not confirmed, so remote start is not armed."
+                confirmed.append(item.get("id"))
+            answer = await connection.request("arm", confirmed=confirmed)
+    except RelieveError as exc:
+        return False, " ".join(str(exc).split())
+    finally:
+        await connection.close()
+    profiles = ", ".join(str(p) for p in answer.get("profiles") or [])
+    until = str(answer.get("armed_until") or "?")
+    with contextlib.suppress(ValueError):
+        until = datetime.fromisoformat(until).astimezone().strftime("%H:%M")
+    return True, f"Remote start armed until {until} for one session of: {profiles}."
