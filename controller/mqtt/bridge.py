@@ -91,6 +91,7 @@ class MqttBridge:
         self._exposure: dict[str, float] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._clearing: set[str] = set()  # command topics whose retained message we cleared
         daemon.remote_profiles = tuple(config.start_profiles) if config.remote_start else ()
         daemon.observers.append(self._observe)
 
@@ -180,14 +181,31 @@ class MqttBridge:
         await client.publish(self.topics.state, json.dumps(state).encode(), qos=1, retain=True)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
-        sending = asyncio.ensure_future(self._send_loop(client))
+        """Send and receive until either fails (the connection is then made again)."""
+        loops = {
+            asyncio.ensure_future(self._send_loop(client)),
+            asyncio.ensure_future(self._receive_loop(client)),
+        }
         try:
-            async for message in client.messages:
-                await self._message(client, message)
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            sending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await sending
+            for task in loops:
+                task.cancel()
+            for task in loops:
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await task
+        for task in done:
+            task.result()  # an MqttError: reconnect
+        raise aiomqtt.MqttError("the connection ended")
+
+    async def _receive_loop(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            try:
+                await self._message(client, message)
+            except aiomqtt.MqttError:
+                raise
+            except Exception:  # a bug must not take the bridge (or the daemon) down
+                log.exception("relieve bug: MQTT message on %s", message.topic)
 
     async def _send_loop(self, client: aiomqtt.Client) -> None:
         while True:
@@ -273,8 +291,12 @@ class MqttBridge:
             return
         if message.retain:
             if payload:  # ours to clear: a retained command must never act later
+                self._clearing.add(topic)
                 await client.publish(topic, b"", qos=1, retain=True)
                 await self._answer(client, name, False, RETAINED)
+            return
+        if not payload and topic in self._clearing:
+            self._clearing.discard(topic)  # the echo of our own clearing: no command
             return
         try:
             command: object = decode_command(name, payload)
@@ -392,7 +414,12 @@ async def serve_with_bridge(
         if bridge is None:
             log.info("no [mqtt] table in %s: running without MQTT", settings)
             return
-        await bridge.run()
+        try:
+            await bridge.run()
+        except RelieveError as exc:  # (the settings were checked before the daemon started)
+            log.error("MQTT is off: %s", exc)  # noqa: TRY400 - a sentence, not a traceback
+        except Exception:
+            log.exception("relieve bug: the MQTT bridge stopped; the node goes on without it")
 
     bridging = asyncio.ensure_future(bridge_when_serving())
     try:
