@@ -867,6 +867,11 @@ class NodeDaemon:
         elif verb == "pause":
             if not session.running:
                 raise DaemonError("The session has not begun yet; it can be stopped, not paused.")
+            if current.state == "preconditioning":
+                raise DaemonError(
+                    "The session is still pre-heating or pre-cooling; it can be stopped, not "
+                    "paused, before therapy begins."
+                )
             if session.paused:
                 raise DaemonError("The session is already paused.")
             session.pause(f"paused {by}")

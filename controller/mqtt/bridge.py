@@ -53,7 +53,9 @@ BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 30.0
 TELEMETRY_MIN_S = 1.0  # at most one telemetry message a second per role
 BIRTH_DELAY_MAX_S = 3.0  # republish after Home Assistant's birth, within this random delay
-OUTGOING_MAX = 1000  # messages waiting for the broker; older telemetry and events are dropped
+LOOP_END_S = 2.0  # real seconds a cancelled send or receive loop has to end
+BRIDGE_END_S = 5.0  # ... and the bridge, at the daemon's exit
+OUTGOING_MAX = 1000  # messages waiting for the broker; while it is full, new ones are dropped
 _JITTER = random.SystemRandom()  # backoff jitter and the birth delay (not secrets, but no S311)
 ALWAYS = ("stop", "emergency-stop", "pause")
 RETAINED = "a retained command is ignored (and cleared); publish commands without the retain flag"
@@ -145,6 +147,8 @@ class MqttBridge:
                 )
         for task in list(self._tasks):
             task.cancel()
+        if self._observe in self.daemon.observers:
+            self.daemon.observers.remove(self._observe)
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         await client.subscribe(self.topics.commands, qos=1)
@@ -191,11 +195,12 @@ class MqttBridge:
         finally:
             for task in loops:
                 task.cancel()
-            for task in loops:
-                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                    await task
+            # bounded: a loop that swallowed its cancel must not hold the bridge (or the exit)
+            await asyncio.wait(loops, timeout=LOOP_END_S)
         for task in done:
-            task.result()  # an MqttError: reconnect
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error  # an MqttError: reconnect
         raise aiomqtt.MqttError("the connection ended")
 
     async def _receive_loop(self, client: aiomqtt.Client) -> None:
@@ -208,7 +213,9 @@ class MqttBridge:
                 log.exception("relieve bug: MQTT message on %s", message.topic)
 
     async def _send_loop(self, client: aiomqtt.Client) -> None:
-        while True:
+        task = asyncio.current_task()
+        # a cancel that a publish swallowed (asyncio.wait_for on Python 3.11) still ends it
+        while task is None or not task.cancelling():
             topic, payload, retain = await self._out.get()
             if topic == self.topics.state:
                 await self._publish_state(client)  # the state as it is now, not as queued
@@ -351,8 +358,12 @@ class MqttBridge:
     async def _select(self, client: aiomqtt.Client, payload: bytes, *, retained: bool) -> None:
         text = payload.decode("utf-8", "replace").strip()[:64]
         if retained:
-            if payload:
+            if payload:  # cleared, as a retained command is; its echo is no selection
+                self._clearing.add(self.topics.select_profile)
                 await client.publish(self.topics.select_profile, b"", qos=1, retain=True)
+            return
+        if not payload and self.topics.select_profile in self._clearing:
+            self._clearing.discard(self.topics.select_profile)
             return
         if text not in self.daemon.remote_profiles:
             why = f"{text!r} is not one of this node's start_profiles"
@@ -371,18 +382,23 @@ class MqttBridge:
         detail: str | None = None,
         record: bool = True,
     ) -> None:
+        current = self.daemon.current  # the session it concerned: taken now, not when written
+        session_id = current.session.record_id if current is not None else None
         result = {"command": command, "accepted": accepted, "reason": reason}
         verdict = "accepted" if accepted else "refused"
         log.info("MQTT command: %s %s%s", command, verdict, f" ({reason})" if reason else "")
+        if record:  # first: the record stands even when the answer cannot be sent
+            self._spawn(self._record(command, accepted, reason, detail, session_id))
         await client.publish(self.topics.result, json.dumps(result).encode(), qos=1)
-        if record:
-            self._spawn(self._record(command, accepted, reason, detail))
 
     async def _record(
-        self, command: str, accepted: bool, reason: str | None, detail: str | None
+        self,
+        command: str,
+        accepted: bool,
+        reason: str | None,
+        detail: str | None,
+        session_id: int | None,
     ) -> None:
-        current = self.daemon.current
-        session_id = current.session.record_id if current is not None else None
         try:
             await asyncio.to_thread(
                 self.daemon.ledger.record_command,
@@ -428,5 +444,4 @@ async def serve_with_bridge(
         if bridge is not None:
             await bridge.close()
         bridging.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await bridging
+        await asyncio.wait({bridging}, timeout=BRIDGE_END_S)  # the exit never waits longer
