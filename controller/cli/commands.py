@@ -233,6 +233,13 @@ def _add_node_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     arm.set_defaults(handler=_node("arm"))
 
 
+def _fleet_timeout(text: str) -> float:
+    seconds = _finite(text, "a number of seconds", "10")
+    if not 0 < seconds <= 120:
+        raise argparse.ArgumentTypeError(f"{text} s: give seconds above 0 and at most 120")
+    return seconds
+
+
 def _fleet(name: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         from controller.cli import fleet
@@ -262,6 +269,13 @@ def _add_mqtt_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     stop = sub.add_parser("stop", help="stop the sessions of NODE... (or --all) over MQTT")
     stop.add_argument("nodes", nargs="*", metavar="NODE")
     stop.add_argument("--all", action="store_true", help="every node on the broker")
+    stop.add_argument(
+        "--timeout",
+        type=_fleet_timeout,
+        default=10.0,
+        metavar="S",
+        help="seconds each node has to answer (default 10)",
+    )
     config_option(stop)
     stop.set_defaults(handler=_fleet("fleet_stop"))
     mqtt = commands.add_parser("mqtt", help="this node on the MQTT broker")

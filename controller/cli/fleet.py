@@ -16,7 +16,6 @@ import secrets
 import sys
 from typing import Any
 
-from controller.cli.console import clock_text
 from controller.mqtt.config import MqttConfig, load_config
 from controller.mqtt.topics import BASE, NodeTopics, is_node_slug
 from profiles.errors import RelieveError
@@ -26,7 +25,7 @@ __all__ = ["fleet_list", "fleet_stop", "mqtt_remove"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 GATHER_S = 1.5  # real seconds to collect the retained status and state of every node
-ANSWER_S = 10.0  # real seconds a node has to answer a stop
+ANSWER_S = 10.0  # real seconds a node has to answer a stop (--timeout)
 
 
 def _config(args: argparse.Namespace) -> MqttConfig:
@@ -119,10 +118,11 @@ def fleet_stop(args: argparse.Namespace) -> int:
             raise RelieveError(f"{name!r} is not a node name; relieve fleet lists them.")
     if not wanted and not args.all:
         raise RelieveError("Name the nodes to stop, or give --all.")
-    return asyncio.run(_stop(config, wanted, every=bool(args.all)))
+    wait_s = float(args.timeout)
+    return asyncio.run(_stop(config, wanted, every=bool(args.all), wait_s=wait_s))
 
 
-async def _stop(config: MqttConfig, wanted: list[str], *, every: bool) -> int:
+async def _stop(config: MqttConfig, wanted: list[str], *, every: bool, wait_s: float) -> int:
     import aiomqtt
 
     from controller.mqtt.connect import describe_mqtt_error
@@ -141,7 +141,7 @@ async def _stop(config: MqttConfig, wanted: list[str], *, every: bool) -> int:
             for topic in topics.values():
                 await client.publish(topic.command("stop"), b"{}", qos=1, retain=False)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(ANSWER_S):
+                async with asyncio.timeout(wait_s):
                     async for message in client.messages:
                         node = str(message.topic).split("/")[1]
                         raw = message.payload
@@ -157,7 +157,7 @@ async def _stop(config: MqttConfig, wanted: list[str], *, every: bool) -> int:
     for name in wanted:
         result = answers.get(name)
         if result is None:
-            why = f"no answer within {clock_text(ANSWER_S)}; is it online?"
+            why = f"no answer within {wait_s:g} s; is it online?"
             print(f"relieve: {name}: {why}", file=sys.stderr)
             code = EXIT_FAILED
         elif result.get("accepted"):
