@@ -35,7 +35,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.mqtt.bridge import MqttBridge
+from controller.mqtt.bridge import COMMANDS_BURST, MqttBridge
 from controller.mqtt.config import MqttConfig
 from controller.mqtt.topics import COMMANDS, MAX_PAYLOAD_BYTES
 from tests.daemon_rig import (
@@ -1016,9 +1016,17 @@ def test_garbage_commands_never_change_the_running_session(tmp_path: Path, broke
             raise AssertionError(f"first failing commands: {first_failing[:1]!r}") from exc
         assert len(sent) >= FUZZ_EXAMPLES * FUZZ_MIN_SENT
         assert any(len(payload) > MAX_PAYLOAD_BYTES for _, payload in sent)
-        # every start and resume is in the ledger, refused; unknown commands are not
-        recorded = sum(1 for name, _ in sent if name in COMMANDS)
-        loop.run_until_complete(eventually(lambda: len(mqtt_commands(n)) == recorded))
+        # the starts and resumes are in the ledger, refused (unknown commands are not); in a
+        # flood beyond the bridge's rate they are no longer recorded one by one, and the log
+        # says so -- a flood must not fill the disk
+        sent_commands = sum(1 for name, _ in sent if name in COMMANDS)
+        loop.run_until_complete(
+            eventually(lambda: len(mqtt_commands(n)) >= min(sent_commands, COMMANDS_BURST))
+        )
+        records = len(mqtt_commands(n))
+        assert records <= sent_commands
+        if records < sent_commands:
+            assert lines.any("a flood of commands")
         assert not any(accepted for _, accepted, _, _ in mqtt_commands(n))
         assert not lines.any("relieve bug")
     finally:
@@ -1027,3 +1035,27 @@ def test_garbage_commands_never_change_the_running_session(tmp_path: Path, broke
         loop.run_until_complete(_cancel_all(asyncio.all_tasks(loop)))
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
+
+
+async def test_a_flood_of_starts_is_refused_beyond_the_rate_and_a_stop_in_it_still_stops(
+    tmp_path: Path, broker: Broker
+) -> None:
+    async with node(tmp_path) as n, peer(broker) as ha, bridged(n, broker):
+        client = await local_session(n)
+        mark = ha.mark
+        flood = 60
+        for _ in range(flood):
+            await ha.send("start", b'{"profile": "contrast-mini"}')
+        await ha.send("stop")
+        answer = await ha.result("stop", after=mark)
+        assert answer == {"command": "stop", "accepted": True, "reason": None}
+        await n.ended(client=client, outcome="stopped")
+        await eventually(lambda: len(ha.results(mark)) >= flood + 1)
+        starts = [r for r in ha.results(mark) if r["command"] == "start"]
+        assert len(starts) == flood
+        assert not any(r["accepted"] for r in starts)
+        limited = [r for r in starts if str(r["reason"]).startswith("too many commands")]
+        assert len(limited) >= flood - COMMANDS_BURST - 5  # the burst, and a few refilled
+        # recorded one by one only up to the rate: the stop among them
+        await eventually(lambda: any(c[0] == "stop" for c in mqtt_commands(n)))
+        assert len(mqtt_commands(n)) <= COMMANDS_BURST + 5

@@ -75,7 +75,7 @@ from controller.session.service import (
 from drivers.core.clock import Clock
 from profiles.errors import RelieveError
 
-__all__ = ["DaemonError", "NodeDaemon", "NodeLock", "Radio", "socket_path"]
+__all__ = ["DaemonError", "NodeDaemon", "NodeLock", "Radio", "TokenBucket", "socket_path"]
 
 log = logging.getLogger("controller.daemon")
 
@@ -196,7 +196,7 @@ class Radio:
         return where
 
 
-class _Bucket:
+class TokenBucket:
     """A token bucket: at most ``burst`` at once, ``rate`` a second on average."""
 
     def __init__(self, rate: float, burst: float) -> None:
@@ -223,7 +223,7 @@ class _Client:
         self.pid = _peer_pid(writer)
         self.attached = False
         self.closed = False
-        self.bucket = _Bucket(RATE_PER_S, RATE_BURST)
+        self.bucket = TokenBucket(RATE_PER_S, RATE_BURST)
         self._out: asyncio.Queue[bytes | None] = asyncio.Queue(MAX_QUEUED_LINES)
         self._cut = False  # cut off (too slow): the lines still queued are dropped
         self.tasks: set[asyncio.Task[Any]] = set()

@@ -35,7 +35,7 @@ from typing import Any
 
 import aiomqtt
 
-from controller.daemon.server import DaemonError, NodeDaemon
+from controller.daemon.server import DaemonError, NodeDaemon, TokenBucket
 from controller.ledger.allowances import MODALITIES
 from controller.mqtt.config import MqttConfig, read_password
 from controller.mqtt.connect import client_options, describe_mqtt_error
@@ -58,6 +58,13 @@ BRIDGE_END_S = 5.0  # ... and the bridge, at the daemon's exit
 OUTGOING_MAX = 1000  # messages waiting for the broker; while it is full, new ones are dropped
 _JITTER = random.SystemRandom()  # backoff jitter and the birth delay (not secrets, but no S311)
 ALWAYS = ("stop", "emergency-stop", "pause")
+# A flood of commands (anyone with the broker's write access can send one) must neither keep
+# the node busy nor fill the disk: start, resume and profile choices beyond this rate are
+# refused, and commands beyond it are not recorded one by one (the log counts them). Stop,
+# emergency stop and pause are never limited.
+COMMANDS_PER_S = 5.0
+COMMANDS_BURST = 20.0
+FLOOD_LOG_S = 10.0  # at most one log line this often about a flood
 RETAINED = "a retained command is ignored (and cleared); publish commands without the retain flag"
 REMOTE_OFF = "remote start is off on this node (mqtt.remote_start in config.toml)"
 
@@ -94,6 +101,13 @@ class MqttBridge:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._clearing: set[str] = set()  # command topics whose retained message we cleared
+        self._limit = TokenBucket(COMMANDS_PER_S, COMMANDS_BURST)  # start, resume, select
+        # ledger records: a flood of one kind never keeps a stop out of the history
+        self._recording = {
+            always: TokenBucket(COMMANDS_PER_S, COMMANDS_BURST) for always in (True, False)
+        }
+        self._unrecorded = 0
+        self._flood_logged = 0.0
         daemon.remote_profiles = tuple(config.start_profiles) if config.remote_start else ()
         daemon.observers.append(self._observe)
 
@@ -296,6 +310,10 @@ class MqttBridge:
                 unknown = topic.rsplit("/", 1)[-1][:32]
                 await self._answer(client, unknown, False, "unknown command", record=False)
             return
+        if name not in ALWAYS and not message.retain and not self._limit.take():
+            why = f"too many commands; at most {COMMANDS_PER_S:g} a second"
+            await self._answer(client, name, False, why)
+            return
         if message.retain:
             if payload:  # ours to clear: a retained command must never act later
                 self._clearing.add(topic)
@@ -365,6 +383,10 @@ class MqttBridge:
         if not payload and self.topics.select_profile in self._clearing:
             self._clearing.discard(self.topics.select_profile)
             return
+        if not self._limit.take():
+            why = f"too many commands; at most {COMMANDS_PER_S:g} a second"
+            await self._answer(client, "select", False, why)
+            return
         if text not in self.daemon.remote_profiles:
             why = f"{text!r} is not one of this node's start_profiles"
             await self._answer(client, "select", False, why)
@@ -387,8 +409,17 @@ class MqttBridge:
         result = {"command": command, "accepted": accepted, "reason": reason}
         verdict = "accepted" if accepted else "refused"
         log.info("MQTT command: %s %s%s", command, verdict, f" ({reason})" if reason else "")
-        if record:  # first: the record stands even when the answer cannot be sent
+        bucket = self._recording[command in ALWAYS]
+        if record and bucket.take():  # first: the record stands even if the answer is lost
             self._spawn(self._record(command, accepted, reason, detail, session_id))
+        elif record:
+            self._unrecorded += 1
+            if time.monotonic() - self._flood_logged >= FLOOD_LOG_S:
+                self._flood_logged = time.monotonic()
+                log.warning(
+                    "MQTT: a flood of commands; %d not recorded one by one so far",
+                    self._unrecorded,
+                )
         await client.publish(self.topics.result, json.dumps(result).encode(), qos=1)
 
     async def _record(
