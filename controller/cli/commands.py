@@ -174,14 +174,20 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     run.set_defaults(handler=_run)
 
 
-def _node(name: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        from controller.cli import node
+def _lazy(module: str, name: str) -> Handler:
+    """The handler ``name`` of ``controller.cli.<module>``, imported when the command runs."""
 
-        command: Handler = getattr(node, name)
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        command: Handler = getattr(importlib.import_module(f"controller.cli.{module}"), name)
         return command(args)
 
     return handler
+
+
+def _node(name: str) -> Handler:
+    return _lazy("node", name)
 
 
 def _add_node_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -241,13 +247,7 @@ def _fleet_timeout(text: str) -> float:
 
 
 def _fleet(name: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        from controller.cli import fleet
-
-        command: Handler = getattr(fleet, name)
-        return command(args)
-
-    return handler
+    return _lazy("fleet", name)
 
 
 def _add_mqtt_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
