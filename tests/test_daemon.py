@@ -280,6 +280,10 @@ async def test_a_restarted_daemon_starts_nothing_by_itself(tmp_path: Path) -> No
             newcomer = await n.connect()
             status = await n.ask(newcomer, "status")
             assert status["session"] is None
+            # how the last session ended survives the restart (the history has it)
+            assert status["last"]["profile"] == "contrast-mini"
+            assert status["last"]["finished"]["outcome"] == "stopped"
+            assert status["last"]["finished"]["delivered_s"] > 0
             await n.clock.advance(60)
             assert n.every_device_off()
             assert [r.outcome for r in n.ledger.sessions()] == ["stopped"]

@@ -464,6 +464,8 @@ class NodeDaemon:
         lock = NodeLock(self.data_dir)
         lock.acquire()
         self._stopping = asyncio.Event()
+        if self.last is None:  # a restart: how the last session ended is in the history
+            self.last = await asyncio.to_thread(last_recorded, self.ledger)
         try:
             server = await self._listen()
             installed = self._install_signals() if handle_signals else []
@@ -1027,6 +1029,28 @@ class NodeDaemon:
         for client in list(self.clients):
             if client.attached:
                 client.send(line)
+
+
+def last_recorded(ledger: Ledger) -> dict[str, Any] | None:
+    """The newest session of the last week that ended, as :attr:`NodeDaemon.last` has it
+    (its ``finished`` from the record: outcome and delivered seconds); None: none, or the
+    history cannot be read (the daemon serves all the same)."""
+    try:
+        since = ledger.now() - timedelta(days=7)
+        ended = [record for record in ledger.sessions(since) if record.outcome != "running"]
+    except RelieveError as exc:
+        log.warning("the last session could not be read from the history: %s", exc)
+        return None
+    if not ended:
+        return None
+    record = ended[0]
+    delivered = sum(
+        (phase.ended_at - phase.started_at).total_seconds()
+        for phase in record.phases
+        if phase.ended_at is not None and phase.mode in ("heat", "cold", "massage")
+    )
+    finished = {"type": "finished", "outcome": record.outcome, "delivered_s": round(delivered, 3)}
+    return {"id": record.id, "profile": record.profile, "finished": finished}
 
 
 def _mmss(seconds: float) -> str:
