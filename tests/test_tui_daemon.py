@@ -593,3 +593,12 @@ async def test_arm_remote_start_answered_no_leaves_the_daemon_unarmed(tmp_path: 
             await v.pilot.press("n")
             await v.until(lambda: any("not armed" in t for t in v.toasts()), move_time=False)
             assert n.daemon.armed_until() is None
+
+
+async def test_the_home_screen_says_the_devices_are_the_daemons(tmp_path: Path) -> None:
+    async with node(tmp_path) as n, tui(n, start=False, request=tui_request(roles={})) as v:
+        await v.until(lambda: v.app.node is not None, move_time=False)
+        await v.pilot.pause()
+        devices = str(v.app.screen.query_one("#home-devices", Static).render())
+        assert devices.startswith("Devices: the node daemon's (simulated devices (")
+        assert "d: scan" not in devices

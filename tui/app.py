@@ -173,6 +173,7 @@ class RelieveApp(App[int]):
                 self.launch.ledger,
                 self.start_session,
                 roles=lambda: self.launch.request.roles,
+                daemon_radio=lambda: str(self.node.get("radio")) if self.node else None,
                 extend=request.extend,
                 lift=request.lift,
             )

@@ -66,8 +66,11 @@ def today_text(today: Exposure | None) -> str:
     return "Today: " + ("; ".join(parts) if parts else "no heat, cold or massage yet.")
 
 
-def roles_text(roles: Mapping[str, str]) -> str:
-    """``Devices: heat C0:DE:..., cold manual; the others found by kind at the start``."""
+def roles_text(roles: Mapping[str, str], daemon_radio: str | None = None) -> str:
+    """``Devices: heat C0:DE:..., cold manual; the others found by kind at the start``;
+    ``daemon_radio``: the node daemon's radio, when it runs the sessions (no scan here)."""
+    if daemon_radio is not None and not roles:
+        return f"Devices: the node daemon's ({daemon_radio}), found by kind at the start."
     if not roles:
         return "Devices: found by kind at the start (d: scan and choose)."
     named = [f"{role} {roles[role]}" for role in ("heat", "cold", "gun", "probe") if role in roles]
@@ -108,11 +111,13 @@ class HomeScreen(Screen[None]):
         start: Callable[[str], None],
         *,
         roles: Callable[[], Mapping[str, str]] = dict,
+        daemon_radio: Callable[[], str | None] = lambda: None,
         extend: bool = False,
         lift: Collection[str] = (),
     ) -> None:
         super().__init__()
         self.roles = roles
+        self.daemon_radio = daemon_radio
         self.service = service
         self.ledger = ledger
         self.start = start
@@ -129,7 +134,7 @@ class HomeScreen(Screen[None]):
         kind = "simulated devices" if self.ledger.simulated else "your devices"
         yield Static(f"relieve on {kind}: choose a profile and press Enter", id="home-title")
         yield Static("Today: …", id="home-today")
-        yield Static(roles_text(self.roles()), id="home-devices")
+        yield Static(roles_text(self.roles(), self.daemon_radio()), id="home-devices")
         items: list[ListItem] = []
         for name in self.names:
             items.append(ListItem(Label(self._row(name), id=f"row-{len(items)}")))
@@ -153,7 +158,9 @@ class HomeScreen(Screen[None]):
             self.action_refresh()
 
     def on_screen_resume(self) -> None:
-        self.query_one("#home-devices", Static).update(roles_text(self.roles()))
+        self.query_one("#home-devices", Static).update(
+            roles_text(self.roles(), self.daemon_radio())
+        )
         if self.view is not None:  # back from a session or another screen: times moved on
             self.action_refresh()
 
