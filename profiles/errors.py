@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["LimitError", "ProfileError", "ProfileProblem", "RelieveError"]
+__all__ = ["LimitError", "ProfileError", "ProfileProblem", "RelieveError", "printable"]
 
 
 class RelieveError(Exception):
@@ -67,3 +67,16 @@ class LimitError(RelieveError):
     def __init__(self, limit_id: str, message: str) -> None:
         self.limit_id = limit_id
         super().__init__(message)
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` as it may appear inside a one-line message: every character that is not
+    printable (a newline, a tab, a control or format character) written as its escape
+    (``\\n``, ``\\x07``, ``\\u200b``), and, with ``limit``, cut to that many characters."""
+    shown = "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+    if limit is not None and len(shown) > limit:
+        shown = shown[: max(limit - 3, 0)] + "..."
+    return shown

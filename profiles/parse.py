@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from profiles.errors import ProfileError, ProfileProblem
+from profiles.errors import ProfileError, ProfileProblem, printable
 from profiles.models import Profile
 
 __all__ = ["MAX_PROFILE_BYTES", "parse_profile", "problems_from_validation"]
@@ -107,7 +107,8 @@ def _path(loc: Sequence[int | str]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else part
+            name = printable(part, _SHOWN_MAX)  # a key may hold any character
+            out += f".{name}" if out else name
     return out
 
 
@@ -125,7 +126,7 @@ def _show(value: Any) -> str:
 
 def _toml_text(value: Any) -> str:
     if isinstance(value, str):
-        return f'"{value}"'
+        return f'"{printable(value)}"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

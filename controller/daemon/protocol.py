@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from profiles.errors import RelieveError
+from profiles.errors import RelieveError, printable
 
 __all__ = [
     "CONFIRMATION_IDS",
@@ -223,7 +223,7 @@ def decode_request(line: bytes) -> Request:
 
 def _first_problem(exc: ValidationError) -> str:
     error = exc.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(part) for part in error["loc"][1:]) or "the request"
+    where = printable(".".join(str(part) for part in error["loc"][1:]), 60) or "the request"
     message = " ".join(str(error["msg"]).split())
     return f"'{where}': {message[:1].lower()}{message[1:]}"
 

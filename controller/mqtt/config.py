@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from controller.mqtt.topics import is_node_slug, node_slug
-from profiles.errors import RelieveError
+from profiles.errors import RelieveError, printable
 
 __all__ = [
     "CONFIG_FILE",
@@ -123,7 +123,7 @@ def load_config(config_dir: Path | None, file: Path | None = None) -> NodeConfig
 
 def _mqtt(path: Path, document: Mapping[str, Any]) -> MqttConfig | None:
     problems = [
-        f"Unknown table or key '{key}'; the file has [mqtt] only."
+        f"Unknown table or key '{printable(key, 60)}'; the file has [mqtt] only."
         for key in document
         if key != "mqtt"
     ]
@@ -138,7 +138,7 @@ def _mqtt(path: Path, document: Mapping[str, Any]) -> MqttConfig | None:
         config = MqttConfig.model_validate(table)
     except ValidationError as exc:
         for error in exc.errors(include_url=False, include_input=False):
-            where = ".".join(str(part) for part in error["loc"]) or "mqtt"
+            where = printable(".".join(str(part) for part in error["loc"]), 60) or "mqtt"
             message = " ".join(str(error["msg"]).split())
             message = message.removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from profiles.errors import RelieveError
+from profiles.errors import RelieveError, printable
 
 __all__ = [
     "BASE",
@@ -128,7 +128,7 @@ def decode_command(name: str, payload: bytes) -> StartPayload | EmptyPayload:
         return model.model_validate(obj)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in error["loc"]) or "the payload"
+        where = printable(".".join(str(part) for part in error["loc"]), 60) or "the payload"
         raise CommandError(f"'{where}': {' '.join(str(error['msg']).split()).lower()}") from None
 
 
