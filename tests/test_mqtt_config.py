@@ -167,7 +167,7 @@ def _lost_while_reading() -> aiomqtt.MqttError:
     return error
 
 
-WITH_PASSWORD = MqttConfig(username="u", password_file="/etc/relieve/mqtt")  # noqa: S106
+WITH_PASSWORD = MqttConfig(username="u", password_file="/etc/relieve/mqtt")  # noqa: S106 - a path, no password
 
 
 @pytest.mark.parametrize(

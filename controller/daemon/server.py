@@ -64,13 +64,13 @@ from controller.session.events import (
     Telemetry,
 )
 from controller.session.service import (
-    CONFIRMATIONS,
     AskResume,
     Person,
     Session,
     SessionError,
     SessionRequest,
     SessionService,
+    confirmation_id,
 )
 from drivers.core.clock import Clock
 from profiles.errors import RelieveError
@@ -376,7 +376,7 @@ class _Starter:
         self.daemon, self.client, self.request = daemon, client, request
 
     async def confirm(self, text: str) -> bool:
-        key = next((k for k, v in CONFIRMATIONS.items() if v == text), None)
+        key = confirmation_id(text)
         if key is None or key not in self.request.confirmed:
             raise SessionError(
                 f"The start request did not confirm this, so nothing was turned on: {text} "
@@ -404,7 +404,7 @@ class _ArmedPerson:
         self.daemon, self.confirmed, self.source = daemon, confirmed, source
 
     async def confirm(self, text: str) -> bool:
-        key = next((k for k, v in CONFIRMATIONS.items() if v == text), None)
+        key = confirmation_id(text)
         if key is None or key not in self.confirmed:
             raise SessionError(
                 "This was not confirmed when remote start was armed, so nothing was turned "

@@ -70,6 +70,7 @@ __all__ = [
     "SessionRequest",
     "SessionService",
     "clock_for",
+    "confirmation_id",
     "precautions",
 ]
 
@@ -98,6 +99,11 @@ CONFIRMATIONS = {
     "extension": EXTENSION_TEXT,
 }
 _CONFIRMATION_IDS = {text: key for key, text in CONFIRMATIONS.items()}
+
+
+def confirmation_id(text: str) -> str | None:
+    """The id (``heat``, ``cold``, ``gun``, ``extension``) of a text the person confirms."""
+    return _CONFIRMATION_IDS.get(text)
 
 
 class SessionError(RelieveError):
