@@ -114,10 +114,6 @@ CONTRAST_ABORTS = [
         id="skin-over-temperature-in-heat",
     ),
     pytest.param(
-        Abort("cold", PAD, SensorDrift(at=30, rate=-30.0), "over-cooling", "C4"),
-        id="plate-over-cooling-in-cold",
-    ),
-    pytest.param(
         Abort("cold", PROBE, SensorNan(at=30), "missing-temperature", "S4"),
         id="probe-nan-in-cold",
     ),
@@ -155,6 +151,20 @@ async def test_fault_on_the_contrast_pad_aborts_with_every_output_off(
         b.assert_off_within(PAD, _high(b), OFF_TIMEOUT_S)
         assert_off(b.world, PAD)
         assert b.events[-1] == finished
+
+
+async def test_a_plate_still_cooling_after_its_off_is_never_claimed_off(tmp_path: Path) -> None:
+    # The pad's sensor drifts down: the over-cooling alarm ends the session, and after the OFF
+    # the plate still reads colder and colder. A welded cooler without current sensing looks
+    # the same, so relieve tells the person to take the pad off instead of saying it is off.
+    async with bench(tmp_path) as b:
+        finished = await _contrast(b, "cold", PAD, SensorDrift(at=30, rate=-30.0))
+        _assert_aborted_with(b, finished, "over-cooling", "C4")
+        b.assert_off_within(PAD, _high(b), OFF_TIMEOUT_S)
+        assert_off(b.world, PAD)  # the device itself is off (only its sensor lies) ...
+        assert not finished.devices_off  # ... but relieve cannot know that, and says so
+        notices = [e.message for e in b.events if isinstance(e, Notice)]
+        assert any("did not turn OFF" in m and "take the pad off" in m for m in notices)
 
 
 async def test_stuck_heater_aborts_and_relieve_does_not_claim_the_pad_is_off(

@@ -84,6 +84,25 @@ async def test_a_silent_stuck_heater_is_not_claimed_off_and_the_person_is_told(
         assert _finished_at(b) - alarm_at <= 3.5
 
 
+async def test_a_cooler_welded_on_in_cold_is_not_claimed_off_at_the_end(tmp_path: Path) -> None:
+    # The pad does not know its Peltier is welded on: while cold is ON that looks like work.
+    # After the final OFF its plate goes on cooling instead of warming towards the skin.
+    async with bench(tmp_path) as b:
+        await b.bind(heat=PAD, cold=PAD, probe="skin-probe")
+        plan = b.plan_from(CONTRAST_MINI)
+        b.watch_world()
+        b.later(
+            lambda e: isinstance(e, PhaseChanged) and e.mode == "cold",
+            30,
+            lambda: b.world.inject(PAD, StuckHeater(silent=True)),
+        )
+        finished = await b.run(b.runner(plan))
+        assert finished.outcome == "completed"
+        assert b.world.pad(PAD).state.energised  # still cooling
+        assert not finished.devices_off
+        assert any(UNPLUG in n for n in _notices(b))
+
+
 async def test_the_loud_stuck_heater_gets_the_same_words(tmp_path: Path) -> None:
     async with bench(tmp_path) as b:
         finished = await _heat_with(b, StuckHeater(at=30))
@@ -95,9 +114,16 @@ async def test_the_loud_stuck_heater_gets_the_same_words(tmp_path: Path) -> None
         assert notices[0].startswith("relieve Contrast Pad ")
 
 
-@pytest.mark.parametrize("profile", [HEAT_MINI, CONTRAST_MINI], ids=["heat", "contrast"])
-async def test_a_normal_session_ends_off_without_any_watch_or_warning(
-    tmp_path: Path, profile: str
+@pytest.mark.parametrize(
+    ("profile", "watched_s"),
+    # a session that ends in cold waits for one plate reading after the OFF: a cooled plate
+    # colder than skin must warm (or hold still) once its cooler is off; one still getting
+    # colder is still cooled (a welded Peltier that does not know it)
+    [(HEAT_MINI, 0.0), (CONTRAST_MINI, 1.0)],
+    ids=["heat", "contrast"],
+)
+async def test_a_normal_session_ends_off_at_once_and_without_a_warning(
+    tmp_path: Path, profile: str, watched_s: float
 ) -> None:
     async with bench(tmp_path) as b:
         await b.bind(heat=PAD, cold=PAD, probe="skin-probe")
@@ -107,8 +133,8 @@ async def test_a_normal_session_ends_off_without_any_watch_or_warning(
         assert finished.outcome == "completed", finished
         assert finished.devices_off
         assert not [n for n in _notices(b) if UNPLUG in n]
-        # nothing was watched: the session ended at the end of its plan, not seconds later
-        assert _finished_at(b) == pytest.approx(_plan_end(b), abs=0.01)
+        # the session ended at the end of its plan (a cold end: one reading later)
+        assert _finished_at(b) == pytest.approx(_plan_end(b) + watched_s, abs=0.01)
         assert_off(b.world, PAD)
 
 

@@ -52,6 +52,7 @@ from drivers.core.base import (
 )
 from drivers.core.clock import Clock, at_least_real
 from drivers.core.watch import (
+    HEAT_ONLY_ABOVE_C,
     SPIN_DOWN_S,
     STUCK_OUTPUT,
     AfterOff,
@@ -583,16 +584,15 @@ class SessionRunner:
                 else self.supervisor.last_drive(device)
             )
             plate = device.state.plate_celsius
-            if drive is None or plate is None:
+            if plate is None:
                 return None
-            direction = plate_beyond_setpoint(drive[0], drive[1], before.plate_celsius)
-            # Heat only. A plate that goes on getting colder after cold-OFF is as well explained
-            # by a drifting sensor (the usual cause of the over-cooling alarm) as by a welded
-            # cooler, and its own sensor cannot tell them apart in seconds; a stuck cooler that
-            # senses its current says so (STUCK_OUTPUT, checked above).
-            if direction != "heat":
+            direction = _plate_driven(drive, before)
+            if direction is None:
                 return None
-            return PlateAfterOff(direction, plate)
+            beyond = drive is not None and bool(
+                plate_beyond_setpoint(drive[0], drive[1], before.plate_celsius)
+            )
+            return PlateAfterOff(direction, plate, undecided_off=not beyond)
         now = self.clock.now()
         if (
             isinstance(before, PercussionState)
@@ -765,6 +765,38 @@ async def _run_gun(device: Percussion, rpm: int, run_cap_s: float | None) -> Non
     else:
         # Both gun drivers take run_cap_s; drivers.core.base.Percussion does not declare it yet.
         await device.run(rpm, run_cap_s=run_cap_s)
+
+
+# A cooled plate below this is colder than skin: on the body, once its cooler is OFF, it can
+# only warm. One still getting colder after cold-OFF is still being cooled (a welded cooler
+# without current sensing) -- or its sensor drifts, which relieve cannot tell apart in
+# seconds; either way it cannot say the pad is off.
+COLD_WATCH_BELOW_C = 30.0
+
+
+def _plate_driven(
+    drive: tuple[str, float | None] | None, before: ThermalState
+) -> Literal["heat", "cold"] | None:
+    """Which way a plate may still be driven after its OFF, so must be watched (None: it
+    cannot be, so no watch and no time spent).
+
+    * beyond its setpoint the way it was driven (a plate hotter than its heat setpoint);
+    * hotter than a body while not heating (a heater welded on at the switch to cold);
+    * last driven cold and colder than skin: after OFF, on the body, it can only warm or
+      hold still; one still getting colder is still cooled.
+    """
+    plate = before.plate_celsius
+    if plate is None:
+        return None
+    if drive is not None:
+        beyond = plate_beyond_setpoint(drive[0], drive[1], plate)
+        if beyond is not None:
+            return beyond
+    if plate > HEAT_ONLY_ABOVE_C and (drive is None or drive[0] != "heat"):
+        return "heat"
+    if drive is not None and drive[0] == "cold" and plate < COLD_WATCH_BELOW_C:
+        return "cold"
+    return None
 
 
 async def _off(device: ThermalOutput | Percussion) -> None:

@@ -351,6 +351,20 @@ class Supervisor:
                     hot.limit_id,
                 )
             )
+        elif step.action in ("cold", "precool") and plate > self._limits.heat_max_celsius_short:
+            # a heater welded on at the switch to cold: nothing a cold step does warms a plate
+            # past the hottest a heat step may ever be
+            hot = FAULT_POLICY[Fault.OVER_TEMPERATURE]
+            self.raise_alarm(
+                Trouble(
+                    "high",
+                    hot.reason,
+                    f"{device.info.name} is at {plate:.1f} °C during a cold step, hotter than "
+                    f"the {self._limits.heat_max_celsius_short:g} °C any heat may reach.",
+                    step.role,
+                    hot.limit_id,
+                )
+            )
         elif step.action in ("cold", "precool") and plate < target - margin:
             self.raise_alarm(
                 Trouble(
@@ -445,7 +459,8 @@ class Supervisor:
             )
             return
         for step in active:
-            if step.action == "heat":
+            # too hot is a fault in a cold step too (a heater welded on at the switch)
+            if step.action in ("heat", "cold"):
                 ceiling = self._limits.heat_max_for(step.duration_s)
                 if reading.celsius > ceiling:
                     self.raise_alarm(
@@ -483,13 +498,22 @@ class Supervisor:
             self._lost_since[role] = runner.clock.now()
             self.raise_alarm(_trouble(_LINK_LOST, f"{_LINK_LOST.message(device.info.name)}.", role))
             runner.emit(StateChanged(runner.session_time(), "link-lost", device.info.name))
-            runner.pause(f"link to {device.info.name} lost")
+            self._pause(f"link to {device.info.name} lost")
         elif connected and lost:
             since = self._lost_since.pop(role)
             away = runner.clock.now() - since
             runner.emit(StateChanged(runner.session_time(), "link-restored", device.info.name))
             if away <= self._grace_s:
                 self._carry_on(device)
+
+    def _pause(self, reason: str) -> None:
+        """A device out of sight: every output OFF and the session paused. Before time zero
+        (pre-heat, pre-cool) a pause would stop nothing, so the outputs are held OFF instead;
+        a device back within the grace resumes either the same way (:meth:`_carry_on`)."""
+        if self._runner.session_time() < 0:
+            self._runner.hold(reason)
+        else:
+            self._runner.pause(reason)
 
     def _fresh(self, role: str, device: ThermalOutput | Percussion, updated_at: float) -> None:
         """Telemetry newer than the stall it was missing from: the device reports again."""
@@ -503,9 +527,9 @@ class Supervisor:
             self._carry_on(device)
 
     def _carry_on(self, device: ThermalOutput | Percussion) -> None:
-        """A device is back in time: resume once nothing else is missing. Before time zero
-        nothing was paused, so the device's pre-conditioning step is applied again. Never
-        after relieve itself did not run for longer than the grace (see outputs_may_go_on)."""
+        """A device is back in time: resume once nothing else is missing (before time zero
+        the hold ends and the pre-conditioning step is applied again). Never after relieve
+        itself did not run for longer than the grace (see outputs_may_go_on)."""
         if not self.outputs_may_go_on():
             return
         if self._lost_since or self._stalled_since or self._asking:
@@ -540,7 +564,7 @@ class Supervisor:
                     self._stalled_since[role] = now
                     message = f"{_STALLED.message(device.info.name)}."
                     self.raise_alarm(_trouble(_STALLED, message, role))
-                    runner.pause(f"telemetry from {device.info.name} stalled")
+                    self._pause(f"telemetry from {device.info.name} stalled")
             probe = runner.devices.probe
             if probe is not None and any(
                 s is not None and s.role in ("heat", "cold") for s in self._expected.values()

@@ -203,10 +203,15 @@ class PlateAfterOff:
 
     watch_s = PLATE_WATCH_S
 
-    def __init__(self, direction: Literal["heat", "cold"], plate_c: float) -> None:
+    def __init__(
+        self, direction: Literal["heat", "cold"], plate_c: float, *, undecided_off: bool = False
+    ) -> None:
         self.direction = direction
         self._sign = 1.0 if direction == "heat" else -1.0
         self._start = plate_c
+        # True for a plate that was not beyond its setpoint (a cooled plate colder than skin):
+        # one that merely holds still is not being driven on; only going on the drive's way is
+        self._undecided_off = undecided_off
 
     def reading(self, celsius: float | None, at: float) -> bool | None:
         """One plate reading (``at``: its clock time, unused); see the class."""
@@ -221,8 +226,9 @@ class PlateAfterOff:
         return None
 
     def verdict(self) -> bool:
-        """At the end of the watch, undecided: the plate never turned back, so not off."""
-        return False
+        """At the end of the watch, undecided: a plate beyond its setpoint never turned back,
+        so not off; a plate watched with ``undecided_off`` never went on its way, so off."""
+        return self._undecided_off
 
 
 class MotorAfterStop:
