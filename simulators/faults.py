@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from profiles.errors import printable
 from simulators.catalog import DeviceFamily, FaultKind, SimulatorError, device_keys, spec_for
 
 __all__ = [
@@ -335,7 +336,8 @@ def _table_lines(text: str, header: re.Pattern[str]) -> list[int]:
 
 
 def _describe(exc: ValidationError, text: str, source: str) -> str:
-    """One line per problem: where (file, line, table, field) and what."""
+    """Each problem, where (file, line, table, field) and what, joined into one line: a key or
+    value that holds a newline (pydantic's message may repeat the input) is shown escaped."""
     tables = {
         "fault": _table_lines(text, _FAULT_HEADER),
         "device": _table_lines(text, _DEVICE_HEADER),
@@ -351,21 +353,24 @@ def _describe(exc: ValidationError, text: str, source: str) -> str:
             where = f"{source}{line} ([[{table}]] #{index + 1})"
             # Drop the discriminator tag pydantic inserts for tagged unions.
             loc = [part for part in loc[2:] if not (isinstance(part, str) and part in _KINDS)]
-        fields = ".".join(str(part) for part in loc)
-        message = str(error["msg"]).removeprefix("Value error, ")
+        fields = printable(".".join(str(part) for part in loc), _SHOWN_MAX)
+        message = printable(str(error["msg"]).removeprefix("Value error, "))
         problems.append(f"{where}: {fields + ': ' if fields else ''}{message}")
     return "; ".join(problems)
 
 
 _KINDS = frozenset(str(kind) for kind in FaultKind)
+# Characters of a key path shown in a problem (a key may be as long as the file).
+_SHOWN_MAX = 60
 
 
 def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
     """Parse and validate scenario TOML; ScenarioError says where and what is wrong."""
+    source = printable(source)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{source} is not valid TOML: {exc}.") from exc
+        raise ScenarioError(f"{source} is not valid TOML: {printable(str(exc))}.") from exc
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
@@ -375,12 +380,17 @@ def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and validate a scenario file."""
+    """Read and validate a scenario file (UTF-8 text)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"Cannot read the fault scenario {file}: {exc.strerror}.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        # Worded as the profile loader words it (controller/library.py).
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ScenarioError(
+            f"Cannot read the fault scenario {printable(str(file))} ({printable(reason)}); "
+            "check the file."
+        ) from exc
     return parse_scenario(text, source=str(file))
 
 

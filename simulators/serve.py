@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Self
 
+from profiles.errors import printable
 from simulators.catalog import DeviceFamily, SimulatorError, spec_for
 
 if TYPE_CHECKING:
@@ -135,12 +136,15 @@ async def _check_socket_path(path: Path) -> None:
     if found == "nothing":
         if _what_is_at(path.parent) != "directory":
             raise ServeError(
-                f"Cannot listen on {path}: there is no directory {path.parent}; create it, "
+                f"Cannot listen on {printable(str(path))}: there is no directory "
+                f"{printable(str(path.parent))}; create it, "
                 "or choose another --socket path."
             )
         return
     if found != "socket":
-        raise ServeError(f"{path} exists and is not a socket: choose another --socket path.")
+        raise ServeError(
+            f"{printable(str(path))} exists and is not a socket: choose another --socket path."
+        )
     try:
         async with asyncio.timeout(SOCKET_PROBE_TIMEOUT_S):
             _, writer = await asyncio.open_unix_connection(str(path))
@@ -149,14 +153,16 @@ async def _check_socket_path(path: Path) -> None:
         return
     except (OSError, TimeoutError) as exc:
         raise ServeError(
-            f"Something holds the socket {path} and does not answer ({exc or 'time-out'}): "
+            f"Something holds the socket {printable(str(path))} and does not answer "
+            f"({exc or 'time-out'}): "
             "stop it, or choose another --socket path."
         ) from exc
     writer.close()
     with contextlib.suppress(OSError):
         await writer.wait_closed()
     raise ServeError(
-        f"Another simulator is already serving on {path}: stop it, or choose another --socket path."
+        f"Another simulator is already serving on {printable(str(path))}: stop it, or choose "
+        "another --socket path."
     )
 
 
@@ -175,9 +181,13 @@ def _listen_error(listen: str, exc: OSError) -> ServeError:
     reason = reason.rstrip(".")
     path = _unix_path(listen)
     if path is not None:
-        return ServeError(f"Cannot listen on {path}: {reason}; choose another --socket path.")
+        return ServeError(
+            f"Cannot listen on {printable(str(path))}: {reason}; choose another --socket path."
+        )
     where = listen.partition(":")[2]
-    return ServeError(f"Cannot listen on {where}: {reason}; choose another --tcp HOST:PORT.")
+    return ServeError(
+        f"Cannot listen on {printable(where)}: {reason}; choose another --tcp HOST:PORT."
+    )
 
 
 # --- events ------------------------------------------------------------------------------

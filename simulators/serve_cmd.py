@@ -14,10 +14,12 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from typing import TYPE_CHECKING, TextIO
 
 from drivers.core.base import SafetyClass
+from profiles.errors import printable
 from simulators.catalog import (
     CATALOG,
     COMMON_FAULTS,
@@ -66,26 +68,45 @@ PROTOCOL_OF_FAMILY: dict[DeviceFamily, str] = {
 # --- argument types ----------------------------------------------------------------------
 
 
+# Characters of a refused argument repeated back in its refusal (a longer one is cut, "...").
+ARGUMENT_SHOWN_MAX = 40
+# A port as typed: ASCII digits only (str.isdigit() also takes "²", which int() refuses), and
+# few enough that int() never meets a number of thousands of digits.
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def _quoted(text: str) -> str:
+    """An argument as a refusal repeats it: quoted, every unprintable character escaped (a
+    newline as ``\\n``, so the refusal stays one line), cut to :data:`ARGUMENT_SHOWN_MAX`."""
+    return f"'{printable(text, ARGUMENT_SHOWN_MAX)}'"
+
+
 def parse_speed(text: str) -> float:
     """``--speed N``: clock seconds per real second, more than 0 and at most MAX_SPEED."""
     try:
         speed = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number (e.g. 10)") from None
+        raise argparse.ArgumentTypeError(f"{_quoted(text)} is not a number (e.g. 10)") from None
     if not (math.isfinite(speed) and 0 < speed <= MAX_SPEED):
         raise argparse.ArgumentTypeError(
-            f"{text} is not a clock speed: use a number above 0 and at most {MAX_SPEED:g}"
+            f"{_quoted(text)} is not a clock speed: use a number above 0 and at most {MAX_SPEED:g}"
         )
     return speed
 
 
 def parse_tcp_address(text: str) -> tuple[str, int]:
-    """``--tcp HOST:PORT`` (``:PORT`` means 127.0.0.1; port 0 picks a free one)."""
+    """``--tcp HOST:PORT`` (``:PORT`` means 127.0.0.1; port 0 picks a free one). A host with
+    a newline or another control character is no host name (nor one a refusal could show)."""
     host, colon, port_text = text.rpartition(":")
     host = host.removeprefix("[").removesuffix("]")
-    if not colon or not port_text.isdigit() or int(port_text) > 65535:
+    if (
+        not colon
+        or not host.isprintable()
+        or not _PORT.fullmatch(port_text)
+        or int(port_text) > 65535
+    ):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not HOST:PORT with a port 0..65535 (e.g. 127.0.0.1:9100)"
+            f"{_quoted(text)} is not HOST:PORT with a port 0..65535 (e.g. 127.0.0.1:9100)"
         )
     return host or "127.0.0.1", int(port_text)
 

@@ -109,7 +109,7 @@ def test_scan_timeout_is_above_0_and_at_most_two_minutes(
 ) -> None:
     line = refused_by_parser(capsys, ["scan", f"--timeout={timeout}", *NOWHERE], "--timeout")
     assert line.endswith(
-        f"{timeout} s is not a time to listen for; give seconds above 0 and at most 120"
+        f"'{timeout}' is not a time to listen for; give seconds above 0 and at most 120"
     )
 
 

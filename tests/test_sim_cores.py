@@ -92,6 +92,25 @@ def test_capabilities_refuse_modes_and_setpoints_outside_the_hardware() -> None:
     assert mode_of(heat_only) == op.ThermalMode.OFF
 
 
+def test_a_refused_mode_is_named_as_such_not_as_a_setpoint_out_of_range() -> None:
+    heat_only = ThermalCore(heat_range_c=(30.0, 45.0), cold_range_c=None, faults=FaultBook(), now=0)
+    cold_only = ThermalCore(heat_range_c=None, cold_range_c=(5.0, 25.0), faults=FaultBook(), now=0)
+    with pytest.raises(op.CommandRejectedError) as cooling:
+        heat_only.command(bytes(op.ThermalStart.cold(12.0)), 0.0)
+    assert str(cooling.value) == (
+        "Refusing open profile control-point write, mode: this device cannot cool; "
+        "answer it with ATT error 0x85 (MODE_NOT_SUPPORTED)."
+    )
+    with pytest.raises(op.CommandRejectedError) as heating:
+        cold_only.command(heat(40.0), 0.0)
+    assert "mode: this device cannot heat;" in str(heating.value)
+    with pytest.raises(op.CommandRejectedError) as too_hot:  # a setpoint refusal keeps its words
+        heat_only.command(heat(46.0), 0.0)
+    assert "setpoint: outside the device's range; answer it with ATT error 0x81" in str(
+        too_hot.value
+    )
+
+
 def test_off_and_start_manage_the_event_flags() -> None:
     core = contrast()
     core.command(heat(40.0, 1000), 0.0)
@@ -201,6 +220,16 @@ def test_gun_run_cap_stops_the_motor_however_often_the_lease_is_renewed() -> Non
     assert flags_of(core) == Flags.RUN_CAP_REACHED
     core.advance(12.0)
     assert core.measurement_frame().measured_ppm == 0
+
+
+def test_a_gun_names_the_run_cap_when_that_is_what_it_refuses() -> None:
+    core = gun()
+    with pytest.raises(op.CommandRejectedError) as too_long:
+        core.command(bytes(op.PercussionStart(speed_ppm=2000, run_cap_s=1201)), 0.0)
+    assert "run_cap_s: longer than the device's 1200 s;" in str(too_long.value)
+    with pytest.raises(op.CommandRejectedError) as too_fast:
+        core.command(bytes(op.PercussionStart(speed_ppm=4000, run_cap_s=60)), 0.0)
+    assert "speed_ppm: outside the device's range;" in str(too_fast.value)
 
 
 def test_gun_refuses_speeds_outside_its_range_and_stalls_under_too_much_force() -> None:

@@ -21,7 +21,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_parser", "main", "version"]
+from profiles.errors import printable
+
+__all__ = ["build_parser", "main", "quoted_argument", "version"]
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -37,6 +39,16 @@ SCAN_TIMEOUT_MAX_S = 120.0  # `scan --timeout`: two minutes hears every device t
 # --- anything is asked, printed or connected ------------------------------------------------
 
 
+# Characters of a refused argument repeated back in its refusal (a longer one is cut, "...").
+ARGUMENT_SHOWN_MAX = 40
+
+
+def quoted_argument(text: str) -> str:
+    """An argument as a refusal repeats it: quoted, every unprintable character escaped (a
+    newline as ``\\n``, so the refusal stays one line), cut to :data:`ARGUMENT_SHOWN_MAX`."""
+    return f"'{printable(text, ARGUMENT_SHOWN_MAX)}'"
+
+
 def _finite(text: str, what: str, example: str) -> float:
     """``text`` as a finite float; NaN, infinity and non-numbers are refused naming ``what``."""
     try:
@@ -45,7 +57,7 @@ def _finite(text: str, what: str, example: str) -> float:
         value = math.nan
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not {what}; give an ordinary number such as {example}"
+            f"{quoted_argument(text)} is not {what}; give an ordinary number such as {example}"
         )
     return value
 
@@ -61,8 +73,8 @@ def _scan_timeout(text: str) -> float:
     seconds = _finite(text, "a number of seconds", "5")
     if not 0 < seconds <= SCAN_TIMEOUT_MAX_S:
         raise argparse.ArgumentTypeError(
-            f"{text} s is not a time to listen for; give seconds above 0 and at most "
-            f"{SCAN_TIMEOUT_MAX_S:g}"
+            f"{quoted_argument(text)} is not a time to listen for; give seconds above 0 and "
+            f"at most {SCAN_TIMEOUT_MAX_S:g}"
         )
     return seconds
 
@@ -242,7 +254,10 @@ def _add_node_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
 def _fleet_timeout(text: str) -> float:
     seconds = _finite(text, "a number of seconds", "10")
     if not 0 < seconds <= 120:
-        raise argparse.ArgumentTypeError(f"{text} s: give seconds above 0 and at most 120")
+        raise argparse.ArgumentTypeError(
+            f"{quoted_argument(text)} is not a time to wait for each node; give seconds above 0 "
+            "and at most 120"
+        )
     return seconds
 
 

@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, TextIO
 
+from controller.cli.commands import quoted_argument
 from drivers.core.base import DeviceError, PercussionState, ProbeReading
 from drivers.core.clock import Clock, MonotonicClock
 from drivers.core.faults import FAULT_POLICY, Fault, policy_for, stopping_faults
@@ -88,7 +89,7 @@ def parse_duration(text: str) -> float:
     match = _DURATION.fullmatch(cleaned)
     if not cleaned or match is None or not any(match.groupdict().values()):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration; write it like 90s, 5m or 1m30s"
+            f"{quoted_argument(text)} is not a duration; write it like 90s, 5m or 1m30s"
         )
     hours, minutes, seconds = (match.group(g) for g in ("h", "m", "s"))
     try:
@@ -96,12 +97,13 @@ def parse_duration(text: str) -> float:
     except (OverflowError, ValueError):  # more digits than a number holds
         total = math.inf
     if total <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is no time at all; give a positive duration")
-    if not total <= MAX_DURATION_S:  # also infinity: "1" followed by 400 digits and "s"
-        shown = text if len(text) <= 20 else text[:17] + "..."
         raise argparse.ArgumentTypeError(
-            f"{shown!r} is longer than the {format_duration(MAX_DURATION_S)} relieve times at "
-            "most; give a shorter duration"
+            f"{quoted_argument(text)} is no time at all; give a positive duration"
+        )
+    if not total <= MAX_DURATION_S:  # also infinity: "1" followed by 400 digits and "s"
+        raise argparse.ArgumentTypeError(
+            f"{quoted_argument(text)} is longer than the {format_duration(MAX_DURATION_S)} "
+            "relieve times at most; give a shorter duration"
         )
     return total
 

@@ -119,7 +119,12 @@ class GunCore(OpenFirmware[op.PercussionStart]):
             )
         refusal = self.capabilities.refusal(command)
         if refusal is not None:
-            raise op.CommandRejectedError(refusal, "speed_ppm", "outside the device's range")
+            caps = self.capabilities
+            if not caps.min_ppm <= command.speed_ppm <= caps.max_ppm:
+                raise op.CommandRejectedError(refusal, "speed_ppm", "outside the device's range")
+            raise op.CommandRejectedError(
+                refusal, "run_cap_s", f"longer than the device's {caps.max_run_cap_s} s"
+            )
         if self.flags & op.FAULT_FLAGS:
             raise op.CommandRejectedError(op.AttError.FAULT_ACTIVE, "flags", "a fault is latched")
         self.flags &= ~op.EVENT_FLAGS

@@ -149,6 +149,9 @@ class ThermalCore(OpenFirmware[op.ThermalStart]):
     def start(self, command: op.ThermalStart, now: float) -> None:
         """START: switch on (or change mode/setpoint) with a fresh lease."""
         refusal = self.capabilities.refusal(command)
+        if refusal == op.AttError.MODE_NOT_SUPPORTED:
+            doing = "heat" if command.mode == op.ThermalMode.HEAT else "cool"
+            raise op.CommandRejectedError(refusal, "mode", f"this device cannot {doing}")
         if refusal is not None:
             raise op.CommandRejectedError(refusal, "setpoint", "outside the device's range")
         if self.flags & op.FAULT_FLAGS:
