@@ -101,7 +101,11 @@ class SessionRunner:
         ask_resume: AskResume | None = None,
         limits: Limits = HARD,
         simulated: bool = False,
+        wall_now: Callable[[], datetime] | None = None,
     ) -> None:
+        """``wall_now`` is the ledger's "now" (aware), which the records' times start from:
+        the ledger's own, so a ledger that keeps another time (a test's, a soak's) gets its
+        phases in its own days. Default: the system's."""
         # Defence in depth, whatever produced the plan: an ON step without a finite length within
         # its modality's hard cap (H2, C1, M1) is refused here, before any device is commanded.
         refuse_unsafe_on_steps(plan, limits)
@@ -115,7 +119,7 @@ class SessionRunner:
         self._simulated = simulated
         self._t0: float | None = None  # clock time of therapy zero (shifted by pauses)
         self._origin = clock.now()
-        self._wall_origin = datetime.now(UTC)
+        self._wall_origin = wall_now() if wall_now is not None else datetime.now(UTC)
         self._paused_at: float | None = None
         self._pause_changed = asyncio.Event()
         self._active: dict[int, Step] = {}  # id(device) -> the step it is running

@@ -31,7 +31,6 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -454,7 +453,7 @@ class Session:
             # stopped while the ledger wrote: the reservation still lands; take it back
             with contextlib.suppress(Exception):
                 late, _ = await reserving
-                late.withdraw(datetime.now(UTC))
+                late.withdraw(self.ledger.now())
             raise
         self.record_id = recorder.id
         return recorder
@@ -503,6 +502,7 @@ class Session:
                         recorder=recorder,
                         ask_resume=self.person.ask_resume,
                         simulated=radio.simulated,
+                        wall_now=self.ledger.now,
                     )
                     await _off_loop(
                         clock, functools.partial(recorder.set_devices, _ledger_devices(devices))
@@ -522,7 +522,7 @@ class Session:
             ) from None
         finally:
             if not began:  # no device was switched on: the reservation counts for nothing
-                recorder.withdraw(datetime.now(UTC))
+                recorder.withdraw(self.ledger.now())
 
 
 def _roles_needed(plan: Plan) -> set[str]:
