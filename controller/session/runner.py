@@ -341,7 +341,11 @@ class SessionRunner:
         t = action.at
         match action.kind:
             case "phase":
-                self._close_phase()
+                # a phase row that opens now ends the open one in the same write (one commit
+                # at a switch, not two)
+                following = action.phase
+                opens = following is not None and following.mode != "off"
+                self._close_phase(record_end=not (opens and self._paused_at is None))
                 opened = self._open_phase(action)
                 # S3: the phase is on disk before it is announced and before its devices go ON
                 await self._recorded()
@@ -405,8 +409,9 @@ class SessionRunner:
                 worst_case_s=worst,
             )
 
-    def _suspend_phase(self) -> None:
-        """The open phase stops delivering (paused, or ended): count it and close its record.
+    def _suspend_phase(self, *, record_end: bool = True) -> None:
+        """The open phase stops delivering (paused, or ended): count it and close its record
+        (``record_end`` False: the next phase's row, opened at this same instant, closes it).
         A pause ends the ledger's phase row; resuming opens a new one, so the ledger holds
         what was delivered, not the time the outputs were OFF."""
         started = self._phase_started_at
@@ -415,11 +420,11 @@ class SessionRunner:
         self._phase_started_at = None
         if self._phase.mode != "off":
             self._delivered_s += max(0.0, self.clock.now() - started)
-            if self._ledger is not None:
+            if self._ledger is not None and record_end:
                 self._ledger.phase_ended(self._wall(self.clock.now()))
 
-    def _close_phase(self) -> None:
-        self._suspend_phase()
+    def _close_phase(self, *, record_end: bool = True) -> None:
+        self._suspend_phase(record_end=record_end)
         self._phase = None
 
     def _device_for_mode(self, mode: str) -> ThermalOutput | Percussion | None:
