@@ -118,6 +118,27 @@ async def test_ctrl_c_stops_the_session_then_quits(tmp_path: Path) -> None:
     assert outcomes(tmp_path) == ["stopped"]
 
 
+async def test_q_while_a_stop_is_under_way_asks_nothing_and_quits_once_it_ended(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path) as r:
+        await r.phase("cold")
+        await r.until(lambda: r.world.pad(COLD_PAD).state.output_on)
+        await r.pilot.press("s")
+        # a session ending in cold watches its pad for a reading after the OFF: still ending
+        await r.pilot.pause()
+        assert r.app.busy
+        await r.pilot.press("q")
+        await r.pilot.pause()
+        assert not isinstance(r.app.screen, ConfirmScreen)  # the stop was asked for already
+        await r.until(lambda: not r.app.is_running)
+        assert r.app.finished is not None
+        assert r.app.finished.outcome == "stopped"
+        assert r.app.finished.devices_off
+        assert_off(r.world, COLD_PAD)
+    assert outcomes(tmp_path) == ["stopped"]
+
+
 async def test_q_during_a_session_asks_then_stops_it_before_the_app_exits(
     tmp_path: Path,
 ) -> None:

@@ -134,6 +134,7 @@ class RelieveApp(App[int]):
         self._cancelled_text = ""
         self._own_ledger: Ledger | None = None
         self._quitting = False
+        self._stopping = False  # a stop of the running session was asked for
         self.handled_signals: list[signal.Signals] = []
 
     @property
@@ -289,6 +290,7 @@ class RelieveApp(App[int]):
 
     def _begin(self, work: Coroutine[Any, Any, None]) -> None:
         self._ended.clear()
+        self._stopping = False
         self._worker = self.run_worker(work, exclusive=True, exit_on_error=False)
 
     async def _run(self, session: Session, screen: SessionScreen) -> None:
@@ -393,6 +395,7 @@ class RelieveApp(App[int]):
     def _stop(self, reason: str, *, emergency: bool = False) -> None:
         """Stop the session; one the node daemon has not begun yet also stops being started
         here (a start already sent is stopped by the daemon: the stop follows it)."""
+        self._stopping = self.busy
         session = self.session
         if session is not None:
             if emergency:
@@ -430,6 +433,9 @@ class RelieveApp(App[int]):
             return
         if not self.busy:
             self.exit(self.exit_code())
+            return
+        if self._stopping:  # already stopping (s, e): nothing to ask; quit once it has ended
+            self.run_worker(self.stop_and_exit("stopped by you (quit)"), group="quit")
             return
         self.run_worker(self._ask_then_quit(), group="quit")
 
