@@ -26,14 +26,12 @@ import asyncio
 import contextlib
 import io
 import math
-import resource
-import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +64,7 @@ from simulators.faults import (
     SensorNan,
     StuckHeater,
 )
-from tests.session_harness import CONTRAST_MINI, MASSAGE_MINI, Bench, bench
+from tests.session_harness import CONTRAST_MINI, MASSAGE_MINI, Bench, bench, file_size_limit
 
 __all__ = [
     "VIRTUAL_ROWS",
@@ -257,19 +255,6 @@ class LedgerLock(Injector):
         return out
 
 
-@contextlib.contextmanager
-def _file_size_limit(limit: int) -> Iterator[None]:
-    """This process cannot grow a file beyond ``limit`` bytes: a full disk for the ledger."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a kill
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
-
-
 @dataclass
 class FullDisk(Injector):
     """The ledger's file cannot grow any more (the process's file-size limit): a full disk."""
@@ -278,7 +263,7 @@ class FullDisk(Injector):
 
     def strike(self, b: Bench) -> None:
         wal = Path(f"{b.ledger.path}-wal")
-        self.stack.enter_context(_file_size_limit(wal.stat().st_size))
+        self.stack.enter_context(file_size_limit(wal.stat().st_size))
 
     def after(self, b: Bench) -> None:
         self.stack.close()

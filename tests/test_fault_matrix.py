@@ -11,35 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 import io
 import json
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from benchmarks import fault_matrix as matrix
 from benchmarks.fault_cells import COVER_TOLERANCE_S, Cell, Column, render_markdown, summary
 from benchmarks.fault_inprocess import BLIP_S, LEASE_BOUND_S, run_inprocess_cell
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "fault_matrix.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("relieve_fault_matrix", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-matrix = _load()
-
 
 # --- real cells ------------------------------------------------------------------------------
 

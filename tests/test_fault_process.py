@@ -9,29 +9,12 @@ simulated device itself reported (every output OFF within the bound), what the h
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from benchmarks import fault_process
 from benchmarks.fault_cells import COVER_TOLERANCE_S, Cell
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "fault_process.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("relieve_fault_process", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fault_process = _load()
 
 
 @pytest.fixture(scope="module")

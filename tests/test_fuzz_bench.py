@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import strategies as st
 
+from benchmarks import fuzz
 from drivers.codecs import heating_mat as hm
 from drivers.codecs import open_profile as op
 from drivers.core.clock import VirtualClock
@@ -22,28 +21,14 @@ from simulators.devices.heating_mat import SimHeatingMat
 from simulators.devices.open_thermal import OpenThermalPad
 from simulators.world import build_device
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "fuzz.py"
 EXAMPLES = 50
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("relieve_fuzz_bench", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fuzz = _load()
 
 
 class _TypedError(RelieveError):
     pass
 
 
-def _interface(call: object) -> object:
+def _interface(call: Callable[[Any], object]) -> fuzz.Interface:
     return fuzz.Interface("bad", st.binary(max_size=8), call, (_TypedError,))
 
 
@@ -78,7 +63,7 @@ def _wrong_accept(data: bytes) -> None:
 @pytest.mark.parametrize(
     "bad", [_raises_key_error, _two_line_message, _empty_message, _wrong_accept]
 )
-def test_the_detector_catches_a_bad_function(bad: object) -> None:
+def test_the_detector_catches_a_bad_function(bad: Callable[[Any], object]) -> None:
     kind, detail = fuzz.judge(_interface(bad), b"x")
     assert kind == "failure"
     assert detail

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import resource
-import signal
 import sqlite3
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from controller.ledger import SCHEMA_VERSION, CommandRecord, Ledger, LedgerError
+from tests.session_harness import file_size_limit
 
 CEST = timezone(timedelta(hours=2), "CEST")
 T0 = datetime(2024, 5, 7, 10, 0, tzinfo=CEST)
@@ -301,19 +299,6 @@ def test_a_withdrawn_session_leaves_its_commands_without_a_session(tmp_path: Pat
         assert ledger.sessions() == []
         (command,) = ledger.commands()
     assert (command.command, command.session_id) == ("start", None)
-
-
-@contextlib.contextmanager
-def file_size_limit(limit: int) -> Iterator[None]:
-    """This process cannot grow a file beyond ``limit`` bytes: a full disk, for the ledger."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
 
 
 def test_a_full_disk_is_one_sentence_and_the_next_write_works(tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,7 +37,7 @@ from drivers.core.factory import open_device
 from profiles.compiler import compile_plan
 from profiles.parse import parse_profile
 from simulators.devices.state import DeviceState
-from tests.session_harness import ADDRESSES, LIBRARY, assert_off, bench
+from tests.session_harness import ADDRESSES, LIBRARY, assert_off, bench, file_size_limit
 
 HEAT_PAD = "heat-pad"
 LOCK_S = 20.0
@@ -155,19 +154,6 @@ async def test_a_write_lock_held_for_20_s_during_heat_delays_no_lease_renewal(
     assert (phase.ended_at - phase.started_at).total_seconds() >= LOCK_S
 
 
-@contextlib.contextmanager
-def _file_size_limit(limit: int) -> Iterator[None]:
-    """This process cannot grow a file beyond ``limit`` bytes: a full disk, for the ledger."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
-
-
 async def test_a_full_disk_mid_phase_ends_the_session_with_every_output_off(
     tmp_path: Path,
 ) -> None:
@@ -180,7 +166,7 @@ async def test_a_full_disk_mid_phase_ends_the_session_with_every_output_off(
         filled = b.later(
             lambda e: isinstance(e, PhaseChanged) and e.mode == "heat",
             30.0,
-            lambda: limits.enter_context(_file_size_limit(wal.stat().st_size)),
+            lambda: limits.enter_context(file_size_limit(wal.stat().st_size)),
         )
         with limits:
             finished = await b.run(runner)

@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from benchmarks import scale_bench as scale
 from profiles.compiler import compile_plan
 from profiles.parse import parse_profile
 from profiles.plan import Capabilities
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "scale_bench.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("relieve_scale_bench", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-scale = _load()
 
 # A heat pad and a cold pad, as every session of the benchmark has.
 TWO_PADS = Capabilities(combined=False, gun="none")

@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
-import sys
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from benchmarks import soak
 from controller.ledger import Ledger
-
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "soak.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("relieve_soak_bench", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-soak = _load()
 
 
 def _run(*args: str) -> tuple[int, dict[str, Any]]:

@@ -9,30 +9,13 @@ timing on a shared test machine is not something to assert.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "timing_bench.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("relieve_timing_bench", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+from benchmarks import timing_bench as bench
 
 
 def test_percentiles_are_nearest_rank_values_that_were_measured() -> None:
