@@ -791,6 +791,7 @@ def cpu_by_layer(profiler: cProfile.Profile) -> dict[str, float]:
     """Share of the event loop's busy time spent in each layer's own code (cProfile's own
     time; a built-in's time goes to the layer of the function that called it; the loop's
     wait for I/O and timers is left out)."""
+    # ``stats`` holds pstats' raw table; typeshed does not declare the attribute
     raw: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     totals: dict[str, float] = {}
 
@@ -824,12 +825,11 @@ def default_ledger_parent() -> Path | None:
 
 
 async def run_all(counts: Sequence[int], options: Options) -> dict[str, Any]:
-    results = []
     with tempfile.TemporaryDirectory(
         prefix="relieve-scale-bench-", dir=options.ledger_parent
     ) as directory:
-        for n in counts:  # one after the other: each N has the process to itself
-            results.append(await run_n(n, options, Path(directory) / f"n{n}"))  # noqa: PERF401
+        # one after the other: each N has the process to itself
+        results = [await run_n(n, options, Path(directory) / f"n{n}") for n in counts]
     failures = [f"N={r['sessions']}: {f}" for r in results for f in r["safety_failures"]]
     return {
         "python": f"{platform.python_implementation()} {platform.python_version()}",
