@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from controller.session.events import Alarm, Event, Finished, PhaseChanged, StateChanged
-from controller.session.runner import OFF_TIMEOUT_S, SessionRunner
+from controller.session.runner import OFF_TIMEOUT_S, PHASE_RECORD_LEAD_S, SessionRunner
 from tests.session_harness import CONTRAST_MINI, Bench, assert_off, bench, recorded_phases
 
 PAD = "contrast-pad"
@@ -92,6 +92,41 @@ async def test_pause_turns_the_pad_off_and_resume_shifts_the_timeline(tmp_path: 
         assert [m for m, _ in rows] == ["heat", "heat", "cold"]  # the pause splits the heat
         assert rows[0][1] == pytest.approx(30.0, abs=1.0)
         assert rows[0][1] + rows[1][1] == pytest.approx(HEAT_S, abs=1.0)
+        assert_off(b.world, PAD)
+
+
+@pytest.mark.parametrize("action", ["pause", "stop"])
+async def test_a_pause_or_stop_just_before_a_switch_records_no_less_than_was_delivered(
+    tmp_path: Path, action: str
+) -> None:
+    # A phase's record is written PHASE_RECORD_LEAD_S before its instant; a pause or a stop
+    # in those milliseconds must not lose the heat being delivered, nor the cold to come.
+    async with bench(tmp_path) as b:
+        runner = await _ready(b)
+        just_before = HEAT_S - PHASE_RECORD_LEAD_S / 2
+        b.later(_phase("heat"), just_before, runner.pause if action == "pause" else runner.stop)
+        if action == "pause":
+            b.later(
+                lambda e: isinstance(e, StateChanged) and e.state == "paused",
+                PAUSE_S,
+                runner.resume,
+            )
+        finished = await b.run(runner)
+        session = b.ledger.sessions()[0]
+        rows = recorded_phases(session)
+        heat = sum(seconds for mode, seconds in rows if mode == "heat")
+        cold = sum(seconds for mode, seconds in rows if mode == "cold")
+        if action == "pause":
+            assert finished.outcome == "completed"
+            assert finished.delivered_s == pytest.approx(HEAT_S + COLD_S, abs=0.01)
+            assert heat == pytest.approx(HEAT_S, abs=PHASE_RECORD_LEAD_S)
+            assert cold == pytest.approx(COLD_S, abs=0.01)
+        else:
+            assert finished.outcome == "stopped"
+            assert finished.delivered_s == pytest.approx(just_before, abs=0.01)
+            assert just_before <= heat <= HEAT_S  # counted to the instant at most
+            assert cold == 0.0  # the cold never began
+        assert not any(seconds < 0 for _, seconds in rows)
         assert_off(b.world, PAD)
 
 

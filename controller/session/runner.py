@@ -76,6 +76,12 @@ PRECONDITION_POLL_S = 1.0  # how often pre-conditioning looks at the plate (cloc
 HEARTBEAT_S = 10.0
 HEARTBEAT_REAL_FLOOR_S = 0.5
 LEDGER_CHECK_S = 1.0  # real seconds between checks that the history keeps up (S3)
+# Clock seconds before a phase's instant its record is written. S3 wants the phase on disk
+# before it is announced and before its devices switch; written ahead (its instant is known),
+# the switch at the instant is only the device command, not a commit. Stopped or paused in
+# between, the new row is left empty and the old one counts up to the instant: the history
+# never holds less than was delivered.
+PHASE_RECORD_LEAD_S = 0.02
 
 
 class _AbortError(Exception):
@@ -126,6 +132,7 @@ class SessionRunner:
         self._phase: Phase | None = None
         self._delivered_s = 0.0
         self._phase_started_at: float | None = None
+        self._ahead: Action | None = None  # the phase action whose record was written ahead
         self._task: asyncio.Task[object] | None = None
         self._finish: _AbortError | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -313,8 +320,28 @@ class SessionRunner:
         for action in build_schedule(self.plan):
             if action.kind == "prompt" and action.at <= 0:
                 continue  # shown during pre-conditioning
+            if _records_a_phase(action) and self._ledger is not None:
+                await self._wait_until(action.at - PHASE_RECORD_LEAD_S)
+                self._record_ahead(action)
             await self._wait_until(action.at)
             await self._do(action)
+
+    def _record_ahead(self, action: Action) -> None:
+        """Hand the ledger ``action``'s phase, starting at its instant (it closes the open
+        phase there); :meth:`_do` then only waits for it to be on disk."""
+        phase = _need(action.phase, "phase")
+        if self._ledger is None or self._paused_at is not None:
+            return
+        at = _need(self._t0, "time zero") + action.at
+        self._ledger.phase_started(
+            phase.mode,
+            phase.area,
+            self._wall(at),
+            celsius=phase.celsius,
+            rpm=phase.rpm,
+            worst_case_s=self._worst_case_s(phase),
+        )
+        self._ahead = action
 
     async def _wait_until(self, offset: float) -> None:
         """Sleep until ``offset`` seconds of therapy time, holding while paused."""
@@ -342,11 +369,12 @@ class SessionRunner:
         match action.kind:
             case "phase":
                 # a phase row that opens now ends the open one in the same write (one commit
-                # at a switch, not two)
+                # at a switch, not two), and that write was usually made just ahead
+                ahead = self._ahead is action
                 following = action.phase
                 opens = following is not None and following.mode != "off"
                 self._close_phase(record_end=not (opens and self._paused_at is None))
-                opened = self._open_phase(action)
+                opened = self._open_phase(action, recorded=ahead)
                 # S3: the phase is on disk before it is announced and before its devices go ON
                 await self._recorded()
                 self._emit(opened)
@@ -359,8 +387,9 @@ class SessionRunner:
             case "end":
                 await self._release(_need(action.step, "step"))
 
-    def _open_phase(self, action: Action) -> PhaseChanged:
-        """Open the action's phase (its record queued); the event that announces it."""
+    def _open_phase(self, action: Action, *, recorded: bool = False) -> PhaseChanged:
+        """Open the action's phase (its record queued, unless ``recorded`` ahead); the event
+        that announces it."""
         phase = action.phase
         count = len(self.plan.phases)
         if phase is None:
@@ -368,7 +397,7 @@ class SessionRunner:
             return PhaseChanged(action.at, "off", index=count, count=count)
         self._phase = phase
         self._phase_started_at = None
-        self._continue_phase()
+        self._continue_phase(recorded=recorded)
         return PhaseChanged(
             action.at,
             phase.mode,
@@ -388,32 +417,36 @@ class SessionRunner:
         if self._ledger is not None:
             await self._ledger.flushed()
 
-    def _continue_phase(self) -> None:
-        """The open phase delivers from now on (it opened, or the session resumed)."""
+    def _continue_phase(self, *, recorded: bool = False) -> None:
+        """The open phase delivers from now on (it opened, or the session resumed); its record
+        is queued unless it was ``recorded`` ahead."""
         phase = self._phase
         if phase is None or self._paused_at is not None or self._phase_started_at is not None:
             return
         self._phase_started_at = self.clock.now()
-        if self._ledger is not None and phase.mode != "off":
-            device = self._device_for_mode(phase.mode)
-            # S3: after a crash the device may run its lease (or timer) past the last heartbeat
-            # written, and the history may lag by up to the stall limit before the session ends
-            worst = self._heartbeat_s + LEDGER_STALL_LIMIT_S
-            worst += SessionDevices.worst_case_s(device) if device else 0.0
+        if self._ledger is not None and phase.mode != "off" and not recorded:
             self._ledger.phase_started(
                 phase.mode,
                 phase.area,
                 self._wall(self.clock.now()),
                 celsius=phase.celsius,
                 rpm=phase.rpm,
-                worst_case_s=worst,
+                worst_case_s=self._worst_case_s(phase),
             )
+
+    def _worst_case_s(self, phase: Phase) -> float:
+        """S3: after a crash the device may run its lease (or timer) past the last heartbeat
+        written, and the history may lag by up to the stall limit before the session ends."""
+        device = self._device_for_mode(phase.mode)
+        worst = self._heartbeat_s + LEDGER_STALL_LIMIT_S
+        return worst + (SessionDevices.worst_case_s(device) if device else 0.0)
 
     def _suspend_phase(self, *, record_end: bool = True) -> None:
         """The open phase stops delivering (paused, or ended): count it and close its record
         (``record_end`` False: the next phase's row, opened at this same instant, closes it).
         A pause ends the ledger's phase row; resuming opens a new one, so the ledger holds
         what was delivered, not the time the outputs were OFF."""
+        self._ahead = None  # a phase recorded ahead is not begun: it is recorded again
         started = self._phase_started_at
         if self._phase is None or started is None:
             return
@@ -781,6 +814,11 @@ async def _run_gun(device: Percussion, rpm: int, run_cap_s: float | None) -> Non
 # without current sensing) -- or its sensor drifts, which relieve cannot tell apart in
 # seconds; either way it cannot say the pad is off.
 COLD_WATCH_BELOW_C = 30.0
+
+
+def _records_a_phase(action: Action) -> bool:
+    """Whether ``action`` opens a phase the ledger records (rests are not recorded)."""
+    return action.kind == "phase" and action.phase is not None and action.phase.mode != "off"
 
 
 def _plate_driven(
