@@ -130,6 +130,32 @@ async def test_a_pause_or_stop_just_before_a_switch_records_no_less_than_was_del
         assert_off(b.world, PAD)
 
 
+async def test_a_pause_in_a_rest_just_before_a_hold_records_no_pause_as_stretching(
+    tmp_path: Path,
+) -> None:
+    # After a rest (nothing recorded) the next hold's record is written ahead; a pause right
+    # then must not leave that row open across the pause.
+    async with bench(tmp_path, devices=()) as b:
+        plan = b.plan("stretch-lower-back")
+        runner = b.runner(plan)
+        rest = next(p for p in plan.phases if p.mode == "off")
+        hold = next(p for p in plan.phases if p.start_s == rest.end_s)
+        b.later(
+            lambda e: isinstance(e, StateChanged) and e.state == "running",
+            hold.start_s - PHASE_RECORD_LEAD_S / 2,
+            runner.pause,
+        )
+        b.later(
+            lambda e: isinstance(e, StateChanged) and e.state == "paused", PAUSE_S, runner.resume
+        )
+        finished = await b.run(runner)
+        assert finished.outcome == "completed"
+        rows = recorded_phases(b.ledger.sessions()[0])
+        planned = sum(p.duration_s for p in plan.phases if p.mode != "off")
+        assert sum(seconds for _, seconds in rows) == pytest.approx(planned, abs=0.01)
+        assert max(seconds for _, seconds in rows) <= hold.duration_s + 0.01
+
+
 async def test_cancelling_the_run_task_turns_off_records_stopped_and_propagates(
     tmp_path: Path,
 ) -> None:

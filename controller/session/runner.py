@@ -371,6 +371,7 @@ class SessionRunner:
                 # a phase row that opens now ends the open one in the same write (one commit
                 # at a switch, not two), and that write was usually made just ahead
                 ahead = self._ahead is action
+                self._ahead = None
                 following = action.phase
                 opens = following is not None and following.mode != "off"
                 self._close_phase(record_end=not (opens and self._paused_at is None))
@@ -446,15 +447,17 @@ class SessionRunner:
         (``record_end`` False: the next phase's row, opened at this same instant, closes it).
         A pause ends the ledger's phase row; resuming opens a new one, so the ledger holds
         what was delivered, not the time the outputs were OFF."""
-        self._ahead = None  # a phase recorded ahead is not begun: it is recorded again
+        ahead, self._ahead = self._ahead, None  # not begun: it is recorded again when it begins
         started = self._phase_started_at
-        if self._phase is None or started is None:
-            return
-        self._phase_started_at = None
-        if self._phase.mode != "off":
-            self._delivered_s += max(0.0, self.clock.now() - started)
-            if self._ledger is not None and record_end:
-                self._ledger.phase_ended(self._wall(self.clock.now()))
+        ended = False
+        if self._phase is not None and started is not None:
+            self._phase_started_at = None
+            if self._phase.mode != "off":
+                self._delivered_s += max(0.0, self.clock.now() - started)
+                ended = record_end
+        if self._ledger is not None and (ended or ahead is not None):
+            # this ends the open row: the phase's, or the one written ahead, which stays empty
+            self._ledger.phase_ended(self._wall(self.clock.now()))
 
     def _close_phase(self, *, record_end: bool = True) -> None:
         self._suspend_phase(record_end=record_end)
