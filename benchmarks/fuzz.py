@@ -247,7 +247,9 @@ DEEP = st.integers(1, 30_000).flatmap(
 
 
 @st.composite
-def _mangled(draw: st.DrawFn, frames: st.SearchStrategy[bytes]) -> bytes:
+def mangled(draw: st.DrawFn, frames: st.SearchStrategy[bytes]) -> bytes:
+    """A frame of ``frames`` changed one to three times: a byte flipped, the tail cut, or junk
+    appended."""
     frame = bytearray(draw(frames))
     for _ in range(draw(st.integers(1, 3))):
         action = draw(st.sampled_from(["flip", "cut", "grow"]))
@@ -299,7 +301,7 @@ def daemon_request() -> Interface:
     requests = _json_bytes(_request_dict())
     return Interface(
         "daemon-request",
-        st.binary(max_size=200) | requests | _mangled(requests) | _json_bytes(JSON_JUNK) | DEEP,
+        st.binary(max_size=200) | requests | mangled(requests) | _json_bytes(JSON_JUNK) | DEEP,
         decode_request,
         (ProtocolError,),
     )
@@ -313,7 +315,7 @@ def mqtt_command() -> Interface:
     payloads = (
         st.binary(max_size=120)
         | _json_bytes(objects)
-        | _mangled(_json_bytes(objects))
+        | mangled(_json_bytes(objects))
         | _json_bytes(JSON_JUNK)
         | st.sampled_from([b"", b"{}", b" {} ", b"\n", b"x" * 1025, b"{" * 3000])
         | DEEP
@@ -467,7 +469,7 @@ def mqtt_config() -> Interface:
         st.sampled_from(["mqtt"]) | JUNK_TEXT, table | JSON_JUNK, min_size=0, max_size=2
     )
     texts = documents.map(to_toml)
-    raw = st.binary(max_size=200) | _mangled(texts.map(lambda t: t.encode("utf-8", "replace")))
+    raw = st.binary(max_size=200) | mangled(texts.map(lambda t: t.encode("utf-8", "replace")))
     file = _TempFile(".toml")
     return Interface(
         "mqtt-config",
@@ -591,7 +593,7 @@ def profile_toml() -> Interface:
     return Interface(
         "profile-toml",
         texts
-        | _mangled(texts.map(lambda t: t.encode("utf-8", "replace")))
+        | mangled(texts.map(lambda t: t.encode("utf-8", "replace")))
         | st.binary(max_size=200),
         call,
         (RelieveError,),
@@ -847,11 +849,11 @@ def scenario_file() -> Interface:
     def call(data: str | bytes) -> None:
         apply_scenario(load_scenario(file.write(data)))
 
-    mangled = _mangled(texts.map(lambda t: t.encode("utf-8", "replace")))
+    cut = mangled(texts.map(lambda t: t.encode("utf-8", "replace")))
     raw = st.binary(max_size=200)
     return Interface(
         "scenario-file",
-        st.integers(0, 3).flatmap(lambda i: (texts, texts, mangled, raw)[i]),
+        st.integers(0, 3).flatmap(lambda i: (texts, texts, cut, raw)[i]),
         call,
         (ScenarioError,),
     )
@@ -929,7 +931,7 @@ ANY_BYTES = st.binary(max_size=24)
 
 def _frames(structured: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
     """Structured frames with junk fields, mangled ones, and raw bytes."""
-    return structured | _mangled(structured) | ANY_BYTES
+    return structured | mangled(structured) | ANY_BYTES
 
 
 # The characteristics of each family's services: what a central writes to each (every
@@ -1065,7 +1067,7 @@ def _probe_problems(sensor: SimSkinProbe, now: float) -> list[str]:
 def device_problems(device: SimulatedDevice, now: float) -> list[str]:
     """What about ``device`` breaks its own limits now (setpoint range, lease, speed, cap,
     level, timer, interval)."""
-    device.state  # noqa: B018 - brings the firmware up to now
+    _ = device.state  # the snapshot steps the firmware up to now
     if isinstance(device, OpenThermalPad):
         return _pad_problems(device, now)
     if isinstance(device, OpenMassageGun):

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import drivers.codecs
+from benchmarks.fuzz import mangled
 from drivers.codecs import heating_mat as mat
 from drivers.codecs import ieee11073, sig_common, sig_thermometer
 from drivers.codecs import open_profile as op
@@ -87,21 +88,7 @@ SEEDS: list[bytes] = [
 ]
 
 
-@st.composite
-def mangled(draw: st.DrawFn) -> bytes:
-    frame = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(1, 3))):
-        action = draw(st.sampled_from(["flip", "cut", "grow"]))
-        if action == "flip" and frame:
-            frame[draw(st.integers(0, len(frame) - 1))] = draw(st.integers(0, 255))
-        elif action == "cut":
-            del frame[draw(st.integers(0, len(frame))) :]
-        else:
-            frame += draw(st.binary(min_size=1, max_size=4))
-    return bytes(frame)
-
-
-INPUTS = st.binary(max_size=40) | mangled()
+INPUTS = st.binary(max_size=40) | mangled(st.sampled_from(SEEDS))
 
 
 def _defined_decoders() -> set[str]:
